@@ -1,0 +1,490 @@
+//! `forgeerp.append`: the hot path, one round trip per batch.
+//!
+//! Order of checks (the first failure decides the SQLSTATE): arguments
+//! (ES003), tenant binding (ES002), retry or duplicate event id (ES004),
+//! aggregate type (ES005), expected version (ES001).
+//!
+//! The common case costs two statements: an `UPDATE … RETURNING` of the
+//! stream row, which takes the stream's lock and reads its type and version,
+//! and one `INSERT … SELECT` of the whole batch. Retry detection runs only
+//! when something is off: a version or type mismatch, or an insert that met
+//! an existing event id.
+
+use crate::batch::{self, canonical_uuid, EventBatch};
+use crate::error::{SqlState, StoreError};
+use crate::jsonb_text::JsonbText;
+use crate::notify;
+use crate::settings;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient};
+use pgrx::{pg_sys, PgOid, Uuid};
+use std::cell::OnceCell;
+
+/// One stored event as `append` returns it: event id, sequence number,
+/// global position, transaction id, recorded at.
+type AppendedRow = (Uuid, i64, i64, i64, TimestampWithTimeZone);
+
+/// Appends a batch of events to one stream; see `../shared/API.md`.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(forgeerp, pg_catalog)]
+fn append(
+    tenant_id: Option<Uuid>,
+    aggregate_type: Option<&str>,
+    aggregate_id: Option<Uuid>,
+    expected_version: Option<i64>,
+    events: Option<JsonbText>,
+) -> TableIterator<
+    'static,
+    (
+        name!(event_id, Uuid),
+        name!(sequence_number, i64),
+        name!(global_position, i64),
+        name!(transaction_id, i64),
+        name!(recorded_at, TimestampWithTimeZone),
+    ),
+> {
+    match append_checked(
+        tenant_id,
+        aggregate_type,
+        aggregate_id,
+        expected_version,
+        events,
+    ) {
+        Ok(rows) => TableIterator::new(rows),
+        Err(error) => error.raise(),
+    }
+}
+
+/// The contract's `expected_version`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    Any,
+    NoStream,
+    StreamExists,
+    Exact(i64),
+}
+
+impl ExpectedVersion {
+    fn from_arg(arg: Option<i64>) -> Result<Self, StoreError> {
+        match arg {
+            None => Ok(ExpectedVersion::Any),
+            Some(0) => Ok(ExpectedVersion::NoStream),
+            Some(-1) => Ok(ExpectedVersion::StreamExists),
+            Some(n) if n > 0 => Ok(ExpectedVersion::Exact(n)),
+            Some(n) => Err(StoreError::invalid(format!(
+                "expected_version must be NULL, 0, -1 or a positive version, got {n}"
+            ))),
+        }
+    }
+
+    fn allows(self, actual: i64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::StreamExists => actual >= 1,
+            ExpectedVersion::Exact(n) => actual == n,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            ExpectedVersion::Any => "any version".into(),
+            ExpectedVersion::NoStream => "no stream (0)".into(),
+            ExpectedVersion::StreamExists => "an existing stream (-1)".into(),
+            ExpectedVersion::Exact(n) => n.to_string(),
+        }
+    }
+}
+
+/// A validated append.
+struct AppendRequest<'a> {
+    tenant_id: Uuid,
+    tenant_text: String,
+    aggregate_type: &'a str,
+    aggregate_id: Uuid,
+    aggregate_text: String,
+    expected: ExpectedVersion,
+    events: JsonbText,
+    batch: EventBatch,
+}
+
+fn append_checked(
+    tenant_id: Option<Uuid>,
+    aggregate_type: Option<&str>,
+    aggregate_id: Option<Uuid>,
+    expected_version: Option<i64>,
+    events: Option<JsonbText>,
+) -> Result<Vec<AppendedRow>, StoreError> {
+    let tenant_id = required_uuid(tenant_id, "tenant_id")?;
+    let aggregate_type = match aggregate_type {
+        None => return Err(StoreError::invalid("aggregate_type must not be NULL")),
+        Some("") => return Err(StoreError::invalid("aggregate_type must not be empty")),
+        Some(t) if t.len() > 255 => {
+            return Err(StoreError::invalid(format!(
+                "aggregate_type is {} bytes long, more than 255: \"{}…\"",
+                t.len(),
+                t.chars().take(40).collect::<String>()
+            )))
+        }
+        Some(t) => t,
+    };
+    let aggregate_id = required_uuid(aggregate_id, "aggregate_id")?;
+    let expected = ExpectedVersion::from_arg(expected_version)?;
+    let events = events.ok_or_else(|| StoreError::invalid("events must not be NULL"))?;
+    let batch = batch::validate(events.text(), settings::limits())?;
+
+    let tenant_text = uuid_text(&tenant_id);
+    if let Some(bound) = settings::bound_tenant() {
+        if bound != tenant_text {
+            return Err(StoreError::new(
+                SqlState::TenantIsolation,
+                format!("tenant {tenant_text} is not the tenant this transaction is bound to"),
+            )
+            .with_detail(format!("bound tenant: {bound}")));
+        }
+    }
+    if let Some(error) = batch.repeated_event_id_error() {
+        return Err(error);
+    }
+
+    let request = AppendRequest {
+        aggregate_text: uuid_text(&aggregate_id),
+        tenant_id,
+        tenant_text,
+        aggregate_type,
+        aggregate_id,
+        expected,
+        events,
+        batch,
+    };
+    Spi::connect_mut(|client| append_to_stream(client, &request))
+}
+
+fn required_uuid(value: Option<Uuid>, what: &str) -> Result<Uuid, StoreError> {
+    match value {
+        None => Err(StoreError::invalid(format!("{what} must not be NULL"))),
+        Some(id) if id.as_bytes().iter().all(|b| *b == 0) => Err(StoreError::invalid(format!(
+            "{what} must not be the nil uuid"
+        ))),
+        Some(id) => Ok(id),
+    }
+}
+
+fn uuid_text(id: &Uuid) -> String {
+    let hex: String = id.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    canonical_uuid(&hex).expect("32 hex digits form a uuid")
+}
+
+/// The prepared statements of the append path, planned once per backend.
+struct Plans {
+    lock_stream: OwnedPreparedStatement,
+    create_stream: OwnedPreparedStatement,
+    set_version: OwnedPreparedStatement,
+    insert_events: OwnedPreparedStatement,
+    find_existing: OwnedPreparedStatement,
+}
+
+thread_local! {
+    static PLANS: OnceCell<&'static Plans> = const { OnceCell::new() };
+}
+
+const UUID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::UUIDOID);
+const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
+const INT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8OID);
+const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
+
+fn prepare(client: &SpiClient<'_>, sql: &str, args: &[PgOid]) -> OwnedPreparedStatement {
+    client
+        .prepare_mut(sql, args)
+        .unwrap_or_else(|e| pgrx::error!("forgeerp: cannot prepare the append path: {e}"))
+        .keep()
+}
+
+/// The backend's plans, made on first use and kept for the backend's life.
+fn plans(client: &SpiClient<'_>) -> &'static Plans {
+    PLANS.with(|cell| {
+        *cell.get_or_init(|| {
+            Box::leak(Box::new(Plans {
+                lock_stream: prepare(
+                    client,
+                    "UPDATE forgeerp.streams SET version = version + $3 \
+                      WHERE tenant_id = $1 AND aggregate_id = $2 \
+                      RETURNING aggregate_type, version - $3",
+                    &[UUID, UUID, INT8],
+                ),
+                create_stream: prepare(
+                    client,
+                    "INSERT INTO forgeerp.streams (tenant_id, aggregate_id, aggregate_type, version) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[UUID, UUID, TEXT, INT8],
+                ),
+                set_version: prepare(
+                    client,
+                    "UPDATE forgeerp.streams SET version = $3 WHERE tenant_id = $1 AND aggregate_id = $2",
+                    &[UUID, UUID, INT8],
+                ),
+                insert_events: prepare(
+                    client,
+                    include_str!("../../sql/query_insert_events.sql"),
+                    &[INT8, UUID, TEXT, UUID, INT8, JSONB],
+                ),
+                find_existing: prepare(
+                    client,
+                    include_str!("../../sql/query_find_existing_events.sql"),
+                    &[UUID, JSONB],
+                ),
+            }))
+        })
+    })
+}
+
+fn spi_failed(e: pgrx::spi::SpiError) -> ! {
+    pgrx::error!("forgeerp: the append path failed inside SPI: {e}")
+}
+
+fn append_to_stream(
+    client: &mut SpiClient<'_>,
+    req: &AppendRequest<'_>,
+) -> Result<Vec<AppendedRow>, StoreError> {
+    let plans = plans(client);
+    let count = req.batch.len as i64;
+    let stream_key =
+        || -> [DatumWithOid<'static>; 2] { [req.tenant_id.into(), req.aggregate_id.into()] };
+    loop {
+        let [tenant, aggregate] = stream_key();
+        let table = client
+            .update(&plans.lock_stream, None, &[tenant, aggregate, count.into()])
+            .unwrap_or_else(|e| spi_failed(e));
+        let locked = match table.is_empty() {
+            true => (None, None),
+            false => table
+                .first()
+                .get_two::<String, i64>()
+                .unwrap_or_else(|e| spi_failed(e)),
+        };
+
+        let version = match locked {
+            (Some(stored_type), Some(version)) => {
+                if stored_type != req.aggregate_type || !req.expected.allows(version) {
+                    // ES004 (a retry, or a reused id) goes before ES005 and ES001.
+                    if let Some(stored) = resolve_existing(client, req, Some(version), &[])? {
+                        return Ok(stored);
+                    }
+                    if stored_type != req.aggregate_type {
+                        return Err(type_mismatch(req, &stored_type));
+                    }
+                    return Err(version_mismatch(req, version));
+                }
+                version
+            }
+            _ => {
+                if !req.expected.allows(0) {
+                    if let Some(stored) = resolve_existing(client, req, None, &[])? {
+                        return Ok(stored);
+                    }
+                    return Err(version_mismatch(req, 0));
+                }
+                let [tenant, aggregate] = stream_key();
+                let created = client
+                    .update(
+                        &plans.create_stream,
+                        None,
+                        &[tenant, aggregate, req.aggregate_type.into(), count.into()],
+                    )
+                    .unwrap_or_else(|e| spi_failed(e))
+                    .len();
+                if created == 0 {
+                    // Another writer created the stream since the UPDATE found
+                    // none: take its lock and decide again.
+                    continue;
+                }
+                0
+            }
+        };
+
+        let transaction_id = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
+        let [tenant, aggregate] = stream_key();
+        let args = [
+            transaction_id.into(),
+            tenant,
+            req.aggregate_type.into(),
+            aggregate,
+            version.into(),
+            req.events.as_arg(),
+        ];
+        let rows: Vec<AppendedRow> = client
+            .update(&plans.insert_events, None, &args)
+            .unwrap_or_else(|e| spi_failed(e))
+            .map(|row| appended_row(&row))
+            .collect();
+        if rows.len() < req.batch.len {
+            // Some event ids stand already. Nothing inserted and all of them
+            // in place is a retry; anything else is ES004, and the error rolls
+            // back the rows that did go in.
+            let restore = rows.is_empty().then_some(version);
+            return match resolve_existing(client, req, restore, &rows)? {
+                Some(stored) if rows.is_empty() => Ok(stored),
+                _ => Err(StoreError::new(
+                    SqlState::DuplicateEventId,
+                    format!(
+                        "an event id of this batch was stored concurrently in tenant {}",
+                        req.tenant_text
+                    ),
+                )),
+            };
+        }
+        notify::appended(
+            &req.tenant_text,
+            &req.aggregate_text,
+            transaction_id,
+            rows.last().map_or(0, |r| r.2),
+        );
+        return Ok(rows);
+    }
+}
+
+fn appended_row(row: &pgrx::spi::SpiHeapTupleData<'_>) -> AppendedRow {
+    let column = |n| row.get::<i64>(n).ok().flatten().expect("NOT NULL column");
+    (
+        row.get::<Uuid>(1)
+            .ok()
+            .flatten()
+            .expect("event_id is NOT NULL"),
+        column(2),
+        column(3),
+        column(4),
+        row.get::<TimestampWithTimeZone>(5)
+            .ok()
+            .flatten()
+            .expect("recorded_at is NOT NULL"),
+    )
+}
+
+/// Looks up the stored events whose ids the batch reuses (except those this
+/// very call inserted, `just_inserted`).
+///
+/// None: there are none. Some(rows): the batch is a retry of an append that
+/// stands whole; `restore` first puts back the stream version that taking the
+/// lock bumped. Any other overlap is ES004.
+fn resolve_existing(
+    client: &mut SpiClient<'_>,
+    req: &AppendRequest<'_>,
+    restore: Option<i64>,
+    just_inserted: &[AppendedRow],
+) -> Result<Option<Vec<AppendedRow>>, StoreError> {
+    if req.batch.with_event_id == 0 {
+        return Ok(None);
+    }
+    struct Existing {
+        ord: i64,
+        aggregate_id: Uuid,
+        aggregate_type: String,
+        same_content: bool,
+        row: AppendedRow,
+    }
+    let plans = plans(client);
+    let existing: Vec<Existing> = client
+        .update(
+            &plans.find_existing,
+            None,
+            &[req.tenant_id.into(), req.events.as_arg()],
+        )
+        .unwrap_or_else(|e| spi_failed(e))
+        .map(|row| Existing {
+            row: appended_row(&row),
+            ord: row.get::<i64>(6).ok().flatten().expect("ordinality"),
+            aggregate_id: row.get::<Uuid>(7).ok().flatten().expect("aggregate_id"),
+            aggregate_type: row.get::<String>(8).ok().flatten().expect("aggregate_type"),
+            same_content: row.get::<bool>(9).ok().flatten().unwrap_or(false),
+        })
+        .filter(|e| !just_inserted.iter().any(|r| r.0 == e.row.0))
+        .collect();
+    let Some(first) = existing.first() else {
+        return Ok(None);
+    };
+
+    let is_retry = existing.len() == req.batch.len
+        && existing.iter().enumerate().all(|(i, e)| {
+            e.ord == i as i64 + 1
+                && e.aggregate_id == req.aggregate_id
+                && e.row.1 == first.row.1 + i as i64
+                && e.same_content
+        });
+    if is_retry {
+        if first.aggregate_type != req.aggregate_type {
+            return Err(type_mismatch(req, &first.aggregate_type));
+        }
+        if let Some(version) = restore {
+            client
+                .update(
+                    &plans.set_version,
+                    None,
+                    &[
+                        req.tenant_id.into(),
+                        req.aggregate_id.into(),
+                        version.into(),
+                    ],
+                )
+                .unwrap_or_else(|e| spi_failed(e));
+        }
+        return Ok(Some(existing.into_iter().map(|e| e.row).collect()));
+    }
+
+    let (what, clash) = match existing.iter().find(|e| e.aggregate_id != req.aggregate_id) {
+        Some(other) => ("in another stream", other),
+        None => match existing.iter().find(|e| !e.same_content) {
+            Some(changed) => ("with other content", changed),
+            None => ("and the batch repeats it only in part", first),
+        },
+    };
+    Err(StoreError::new(
+        SqlState::DuplicateEventId,
+        format!("event_id {} already exists {what}", uuid_text(&clash.row.0)),
+    )
+    .with_detail(format!(
+        "tenant {}: stored as sequence {} of aggregate {}; it is event {} of the {}-event batch",
+        req.tenant_text,
+        clash.row.1,
+        uuid_text(&clash.aggregate_id),
+        clash.ord,
+        req.batch.len
+    ))
+    .with_hint("A retry must repeat the original batch exactly; new events need new ids."))
+}
+
+fn type_mismatch(req: &AppendRequest<'_>, stored_type: &str) -> StoreError {
+    StoreError::new(
+        SqlState::AggregateTypeMismatch,
+        format!(
+            "aggregate {} is a \"{stored_type}\", not a \"{}\"",
+            req.aggregate_text, req.aggregate_type
+        ),
+    )
+    .with_detail(format!(
+        "tenant {}: a stream keeps its aggregate type for life",
+        req.tenant_text
+    ))
+}
+
+fn version_mismatch(req: &AppendRequest<'_>, actual: i64) -> StoreError {
+    StoreError::new(
+        SqlState::WrongExpectedVersion,
+        format!(
+            "wrong expected version for aggregate {}: expected {}, actual {actual}",
+            req.aggregate_text,
+            req.expected.describe()
+        ),
+    )
+    .with_detail(format!(
+        "tenant {}, aggregate {}: expected_version {}, actual version {actual}",
+        req.tenant_text,
+        req.aggregate_text,
+        match req.expected {
+            ExpectedVersion::Any => "NULL".to_string(),
+            ExpectedVersion::NoStream => "0".to_string(),
+            ExpectedVersion::StreamExists => "-1".to_string(),
+            ExpectedVersion::Exact(n) => n.to_string(),
+        }
+    ))
+}

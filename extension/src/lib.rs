@@ -1,0 +1,93 @@
+//! forgeerp: append-only, multi-tenant event streams inside PostgreSQL.
+//!
+//! The public SQL surface is `../shared/API.md`. Tables, triggers and the read
+//! functions are plain SQL files under `sql/`; Rust carries what pays off in
+//! Rust: batch validation and the append hot path.
+
+use pgrx::prelude::*;
+
+mod append;
+mod batch;
+mod error;
+mod jsonb_text;
+mod notify;
+mod rfc3339;
+mod settings;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!(
+    "../../sql/table_streams.sql",
+    name = "table_streams",
+    bootstrap
+);
+extension_sql_file!(
+    "../../sql/table_events.sql",
+    name = "table_events",
+    requires = ["table_streams"]
+);
+extension_sql_file!(
+    "../../sql/trigger_events_append_only.sql",
+    name = "trigger_events_append_only",
+    requires = ["table_events"]
+);
+extension_sql_file!(
+    "../../sql/fn_tenant_binding.sql",
+    name = "fn_tenant_binding",
+    requires = ["table_events"]
+);
+extension_sql_file!(
+    "../../sql/fn_stream_version.sql",
+    name = "fn_stream_version",
+    requires = ["fn_tenant_binding"]
+);
+extension_sql_file!(
+    "../../sql/fn_load_stream.sql",
+    name = "fn_load_stream",
+    requires = ["fn_tenant_binding"]
+);
+extension_sql_file!(
+    "../../sql/fn_read_all.sql",
+    name = "fn_read_all",
+    requires = ["fn_tenant_binding"]
+);
+extension_sql_file!(
+    "../../sql/view_feed_holdback.sql",
+    name = "view_feed_holdback",
+    requires = ["fn_read_all"]
+);
+extension_sql_file!(
+    "../../sql/fn_version.sql",
+    name = "fn_version",
+    requires = ["table_events"]
+);
+extension_sql_file!(
+    "../../sql/fn_grant_usage.sql",
+    name = "fn_grant_usage",
+    requires = [
+        "fn_load_stream",
+        "fn_stream_version",
+        "fn_read_all",
+        "fn_version",
+        append
+    ]
+);
+extension_sql_file!("../../sql/privileges.sql", name = "privileges", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::init();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

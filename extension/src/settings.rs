@@ -1,0 +1,55 @@
+//! The extension's settings: batch limits and the transaction's tenant binding.
+
+use crate::batch::Limits;
+use pgrx::{pg_sys, GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CStr;
+
+static MAX_BATCH_EVENTS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static MAX_EVENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1_048_576);
+
+/// Registers the GUCs; called once from `_PG_init`.
+pub fn init() {
+    GucRegistry::define_int_guc(
+        c"forgeerp.max_batch_events",
+        c"Most events one forgeerp.append may store.",
+        c"A larger batch is refused with ES003. Superusers only.",
+        &MAX_BATCH_EVENTS,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"forgeerp.max_event_bytes",
+        c"Most bytes one event's payload plus metadata may take, as jsonb text.",
+        c"A larger event is refused with ES003. Superusers only.",
+        &MAX_EVENT_BYTES,
+        2,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// The limits in force now.
+pub fn limits() -> Limits {
+    Limits {
+        max_batch_events: MAX_BATCH_EVENTS.get() as usize,
+        max_event_bytes: MAX_EVENT_BYTES.get() as usize,
+    }
+}
+
+/// The tenant the current transaction is bound to (lower case), or None.
+///
+/// Same reading as the SQL function `forgeerp.bound_tenant()`.
+pub fn bound_tenant() -> Option<String> {
+    // SAFETY: GetConfigOption returns NULL or a valid string owned by the GUC machinery.
+    let value = unsafe { pg_sys::GetConfigOption(c"forgeerp.tenant_id".as_ptr(), true, false) };
+    if value.is_null() {
+        return None;
+    }
+    let value = unsafe { CStr::from_ptr(value) }
+        .to_string_lossy()
+        .to_ascii_lowercase();
+    (!value.is_empty()).then_some(value)
+}

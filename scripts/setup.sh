@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Sets up everything forgeerp needs on Debian 12, as root, and starts the
+# private PostgreSQL cluster with the extension installed. Idempotent: a second
+# run only checks, rebuilds what changed and makes sure the cluster is up.
+#
+# Environment (all optional):
+#   FORGEERP_PGPORT   port of the private cluster (default 28815)
+#   FORGEERP_PGDATA   its data directory (default target/cluster/pgdata, owned by postgres)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/env.sh
+source "$ROOT/scripts/env.sh"
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# 1. Debian packages ---------------------------------------------------------
+PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config libssl-dev make)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's package starts its own cluster on 5432; ours is private and needs
+# nothing from it.
+
+# 2. cargo-pgrx, pinned ------------------------------------------------------
+if [[ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx $PGRX_VERSION" ]]; then
+    log "installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
+    cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+fi
+if ! grep -qs "^pg15 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+    log "cargo pgrx init --pg15 $PG_CONFIG"
+    cargo pgrx init --pg15 "$PG_CONFIG"
+fi
+
+# 3. The extension, release build, into the system PostgreSQL 15 -------------
+log "building and installing the forgeerp extension"
+(cd "$ROOT/extension" && cargo pgrx install --release --pg-config "$PG_CONFIG" 2>&1 | grep -Ev '^\s+(Compiling|Checking)' | tail -n 3)
+
+# 4. The private cluster, run by the postgres OS user ------------------------
+mkdir -p "$FORGEERP_STATE" && chown postgres:postgres "$FORGEERP_STATE"
+if [[ ! -f "$FORGEERP_PGDATA/PG_VERSION" ]]; then
+    log "initdb $FORGEERP_PGDATA"
+    mkdir -p "$FORGEERP_PGDATA" "$FORGEERP_PGSOCKET"
+    chown postgres:postgres "$FORGEERP_PGDATA" "$FORGEERP_PGSOCKET"
+    chmod 700 "$FORGEERP_PGDATA"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$FORGEERP_PGDATA" -U postgres --auth=trust \
+        --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+fi
+mkdir -p "$FORGEERP_PGSOCKET" && chown postgres:postgres "$FORGEERP_PGSOCKET"
+cat > "$FORGEERP_PGDATA/forgeerp.conf" <<CONF
+# Written by scripts/setup.sh on every run.
+port = $FORGEERP_PGPORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$FORGEERP_PGSOCKET'
+max_connections = 200
+shared_buffers = 512MB
+shared_preload_libraries = 'forgeerp'
+log_min_messages = warning
+CONF
+chown postgres:postgres "$FORGEERP_PGDATA/forgeerp.conf"
+grep -q "^include_if_exists = 'forgeerp.conf'" "$FORGEERP_PGDATA/postgresql.conf" ||
+    echo "include_if_exists = 'forgeerp.conf'" >> "$FORGEERP_PGDATA/postgresql.conf"
+
+library="$("$PG_CONFIG" --pkglibdir)/forgeerp.so"
+if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" status >/dev/null 2>&1; then
+    # A new library is only picked up by a restart (it is preloaded).
+    if [[ "$library" -nt "$FORGEERP_PGDATA/postmaster.pid" ]]; then
+        log "restarting the cluster for the new extension library"
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w -m fast restart \
+            -l "$FORGEERP_PGDATA/server.log" >/dev/null
+    fi
+else
+    log "starting the cluster on port $FORGEERP_PGPORT"
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w start \
+        -l "$FORGEERP_PGDATA/server.log" >/dev/null
+fi
+
+# 5. The demo database -------------------------------------------------------
+psql_admin() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres "$@"; }
+psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'forgeerp'" | grep -q 1 ||
+    psql_admin -d postgres -c "CREATE DATABASE forgeerp"
+psql_admin -d forgeerp -c "CREATE EXTENSION IF NOT EXISTS forgeerp"
+log "ready: $DATABASE_URL"

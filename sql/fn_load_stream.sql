@@ -1,0 +1,33 @@
+CREATE FUNCTION forgeerp.load_stream(
+    tenant_id     uuid,
+    aggregate_id  uuid,
+    from_sequence bigint  DEFAULT 1,
+    max_count     integer DEFAULT NULL
+) RETURNS SETOF forgeerp.events
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = forgeerp, pg_catalog
+AS $$
+BEGIN
+    PERFORM forgeerp.check_tenant(load_stream.tenant_id);
+    IF load_stream.aggregate_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = 'aggregate_id must not be NULL';
+    END IF;
+    IF from_sequence IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = 'from_sequence must not be NULL';
+    END IF;
+    IF max_count < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'ES003',
+            MESSAGE = format('max_count must not be negative, got %s', max_count);
+    END IF;
+    RETURN QUERY
+        SELECT e.* FROM forgeerp.events e
+         WHERE e.tenant_id = load_stream.tenant_id
+           AND e.aggregate_id = load_stream.aggregate_id
+           AND e.sequence_number >= greatest(from_sequence, 1)
+         ORDER BY e.sequence_number
+         LIMIT max_count;  -- LIMIT NULL: all
+END
+$$;
+
+COMMENT ON FUNCTION forgeerp.load_stream(uuid, uuid, bigint, integer) IS
+    'The events of one stream in sequence order, from from_sequence, at most max_count (NULL: all).';

@@ -1,0 +1,5 @@
+-- Nothing for PUBLIC: roles get what they need through forgeerp.grant_usage.
+REVOKE ALL ON SCHEMA forgeerp FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA forgeerp FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA forgeerp FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA forgeerp FROM PUBLIC;

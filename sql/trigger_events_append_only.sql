@@ -1,0 +1,22 @@
+-- forgeerp.events is append-only for everyone, its owner included.
+-- Statement-level triggers fire even when no row matches, so an UPDATE or
+-- DELETE that would change nothing is refused too.
+CREATE FUNCTION forgeerp.reject_event_mutation() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = forgeerp, pg_catalog
+AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = 'ES006',
+        MESSAGE = format('%s on forgeerp.events is not allowed: the event store is append-only', TG_OP),
+        HINT = 'Correct an event by appending a compensating event.';
+END
+$$;
+
+CREATE TRIGGER events_append_only
+    BEFORE UPDATE OR DELETE ON forgeerp.events
+    FOR EACH STATEMENT EXECUTE FUNCTION forgeerp.reject_event_mutation();
+
+CREATE TRIGGER events_no_truncate
+    BEFORE TRUNCATE ON forgeerp.events
+    FOR EACH STATEMENT EXECUTE FUNCTION forgeerp.reject_event_mutation();
