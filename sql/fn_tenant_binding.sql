@@ -34,11 +34,25 @@ CREATE FUNCTION forgeerp.bind_tenant(tenant_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = forgeerp, pg_catalog
 AS $$
+DECLARE
+    bound text := lower(nullif(current_setting('forgeerp.tenant_id', true), ''));
 BEGIN
+    -- Runs with the caller's rights, so it repeats check_tenant's rules
+    -- rather than calling the (ungranted) helper.
+    IF tenant_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = 'tenant_id must not be NULL';
+    END IF;
+    IF tenant_id = '00000000-0000-0000-0000-000000000000' THEN
+        RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = 'tenant_id must not be the nil uuid';
+    END IF;
     -- Rebinding to the same tenant is harmless; to another one is the
     -- mistake the binding exists to catch.
-    PERFORM forgeerp.check_tenant(bind_tenant.tenant_id);
-    PERFORM pg_catalog.set_config('forgeerp.tenant_id', bind_tenant.tenant_id::text, true);
+    IF bound IS NOT NULL AND bound <> tenant_id::text THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'ES002',
+            MESSAGE = format('cannot bind tenant %s: this transaction is bound to tenant %s', tenant_id, bound);
+    END IF;
+    PERFORM set_config('forgeerp.tenant_id', tenant_id::text, true);
 END
 $$;
 

@@ -1,1 +1,126 @@
+//! Helpers shared by the contract tests: a fresh database with the extension
+//! per test process, connections, and assertions on SQLSTATEs.
+//!
+//! The server is the private cluster that `scripts/setup.sh` starts; set
+//! `FORGEERP_TEST_ADMIN` to a libpq connection string of a superuser to point
+//! the tests elsewhere. No server, no pass: every test fails loudly.
 
+use postgres::{Client, NoTls, Row};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+use uuid::Uuid;
+
+/// Superuser connection string of the server under test (no database).
+pub fn admin_base() -> String {
+    std::env::var("FORGEERP_TEST_ADMIN").unwrap_or_else(|_| {
+        let port = std::env::var("FORGEERP_PGPORT").unwrap_or_else(|_| "28815".into());
+        format!("host=127.0.0.1 port={port} user=postgres")
+    })
+}
+
+/// The name of this test process's database, created on first use with the
+/// extension installed.
+pub fn database() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let name = format!("forgeerp_test_{}", std::process::id());
+        let mut admin = Client::connect(&format!("{} dbname=postgres", admin_base()), NoTls)
+            .expect("cannot reach the test server: run scripts/setup.sh first (or set FORGEERP_TEST_ADMIN)");
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let mut db = Client::connect(&format!("{} dbname={name}", admin_base()), NoTls).unwrap();
+        db.batch_execute("CREATE EXTENSION forgeerp").unwrap();
+        name
+    })
+}
+
+/// Connection string of the test database as `user`.
+pub fn url_as(user: &str) -> String {
+    format!("{} dbname={} user={user}", admin_base(), database())
+}
+
+/// A superuser connection to the test database.
+pub fn connect() -> Client {
+    Client::connect(&format!("{} dbname={}", admin_base(), database()), NoTls).expect("connect to the test database")
+}
+
+/// A connection to the test database as `user` (no password: the private cluster trusts loopback).
+pub fn connect_as(user: &str) -> Client {
+    Client::connect(&url_as(user), NoTls).expect("connect as role")
+}
+
+/// A fresh random id (tenants, aggregates, events, role suffixes).
+pub fn id() -> Uuid {
+    Uuid::new_v4()
+}
+
+/// The simplest valid batch: `n` events of type `Tick` with payload `{"n": i}`.
+pub fn ticks(n: usize) -> Value {
+    Value::Array((1..=n).map(|i| json!({"event_type": "Tick", "payload": {"n": i}})).collect())
+}
+
+/// One event with its own id.
+pub fn event_with_id(event_id: Uuid, event_type: &str, payload: Value) -> Value {
+    json!({"event_type": event_type, "payload": payload, "event_id": event_id.to_string()})
+}
+
+/// Calls `forgeerp.append`.
+pub fn append(
+    client: &mut impl postgres::GenericClient,
+    tenant: Uuid,
+    aggregate_type: &str,
+    aggregate: Uuid,
+    expected: Option<i64>,
+    events: &Value,
+) -> Result<Vec<Row>, postgres::Error> {
+    client.query(
+        "SELECT * FROM forgeerp.append($1, $2, $3, $4, $5)",
+        &[&tenant, &aggregate_type, &aggregate, &expected, events],
+    )
+}
+
+/// The SQLSTATE of a database error; panics for any other kind of error.
+pub fn sqlstate(error: &postgres::Error) -> String {
+    error.code().unwrap_or_else(|| panic!("not a database error: {error}")).code().to_string()
+}
+
+/// Asserts `result` failed with `state`; returns the error for more checks.
+#[track_caller]
+pub fn expect_state<T: std::fmt::Debug>(result: Result<T, postgres::Error>, state: &str) -> postgres::error::DbError {
+    match result {
+        Ok(value) => panic!("expected SQLSTATE {state}, got success: {value:?}"),
+        Err(error) => {
+            assert_eq!(sqlstate(&error), state, "wrong SQLSTATE: {error:?}");
+            error.as_db_error().cloned().expect("database error")
+        }
+    }
+}
+
+/// Number of events stored for `tenant`, read directly from the table.
+pub fn events_of(client: &mut Client, tenant: Uuid) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM forgeerp.events WHERE tenant_id = $1", &[&tenant])
+        .unwrap()
+        .get(0)
+}
+
+/// Number of streams stored for `tenant`.
+pub fn streams_of(client: &mut Client, tenant: Uuid) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM forgeerp.streams WHERE tenant_id = $1", &[&tenant])
+        .unwrap()
+        .get(0)
+}
+
+/// Everything stored in the whole store, as one fingerprint: proves "changes nothing".
+pub fn store_fingerprint(client: &mut Client) -> String {
+    client
+        .query_one(
+            "SELECT coalesce(md5(string_agg(e::text, '|' ORDER BY global_position)), '') || '/' ||
+                    coalesce((SELECT md5(string_agg(s::text, '|' ORDER BY tenant_id, aggregate_id)) FROM forgeerp.streams s), '')
+               FROM forgeerp.events e",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
