@@ -62,6 +62,7 @@ max_connections = 200
 shared_buffers = 512MB
 shared_preload_libraries = 'forgeerp'
 log_min_messages = warning
+log_min_error_statement = fatal
 CONF
 chown postgres:postgres "$FORGEERP_PGDATA/forgeerp.conf"
 grep -q "^include_if_exists = 'forgeerp.conf'" "$FORGEERP_PGDATA/postgresql.conf" ||

@@ -36,7 +36,7 @@ impl SqlState {
     }
 
     /// Postgres' packed form of the code (`MAKE_SQLSTATE`).
-    fn packed(self) -> c_int {
+    pub(crate) fn packed(self) -> c_int {
         self.code()
             .bytes()
             .enumerate()

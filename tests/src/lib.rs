@@ -25,9 +25,15 @@ pub fn database() -> &'static str {
     NAME.get_or_init(|| {
         let name = format!("forgeerp_test_{}", std::process::id());
         let mut admin = Client::connect(&format!("{} dbname=postgres", admin_base()), NoTls)
-            .expect("cannot reach the test server: run scripts/setup.sh first (or set FORGEERP_TEST_ADMIN)");
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+            .expect(
+            "cannot reach the test server: run scripts/setup.sh first (or set FORGEERP_TEST_ADMIN)",
+        );
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
         let mut db = Client::connect(&format!("{} dbname={name}", admin_base()), NoTls).unwrap();
         db.batch_execute("CREATE EXTENSION forgeerp").unwrap();
         name
@@ -41,7 +47,8 @@ pub fn url_as(user: &str) -> String {
 
 /// A superuser connection to the test database.
 pub fn connect() -> Client {
-    Client::connect(&format!("{} dbname={}", admin_base(), database()), NoTls).expect("connect to the test database")
+    Client::connect(&format!("{} dbname={}", admin_base(), database()), NoTls)
+        .expect("connect to the test database")
 }
 
 /// A connection to the test database as `user` (no password: the private cluster trusts loopback).
@@ -56,7 +63,11 @@ pub fn id() -> Uuid {
 
 /// The simplest valid batch: `n` events of type `Tick` with payload `{"n": i}`.
 pub fn ticks(n: usize) -> Value {
-    Value::Array((1..=n).map(|i| json!({"event_type": "Tick", "payload": {"n": i}})).collect())
+    Value::Array(
+        (1..=n)
+            .map(|i| json!({"event_type": "Tick", "payload": {"n": i}}))
+            .collect(),
+    )
 }
 
 /// One event with its own id.
@@ -81,12 +92,19 @@ pub fn append(
 
 /// The SQLSTATE of a database error; panics for any other kind of error.
 pub fn sqlstate(error: &postgres::Error) -> String {
-    error.code().unwrap_or_else(|| panic!("not a database error: {error}")).code().to_string()
+    error
+        .code()
+        .unwrap_or_else(|| panic!("not a database error: {error}"))
+        .code()
+        .to_string()
 }
 
 /// Asserts `result` failed with `state`; returns the error for more checks.
 #[track_caller]
-pub fn expect_state<T: std::fmt::Debug>(result: Result<T, postgres::Error>, state: &str) -> postgres::error::DbError {
+pub fn expect_state<T: std::fmt::Debug>(
+    result: Result<T, postgres::Error>,
+    state: &str,
+) -> postgres::error::DbError {
     match result {
         Ok(value) => panic!("expected SQLSTATE {state}, got success: {value:?}"),
         Err(error) => {
@@ -99,7 +117,10 @@ pub fn expect_state<T: std::fmt::Debug>(result: Result<T, postgres::Error>, stat
 /// Number of events stored for `tenant`, read directly from the table.
 pub fn events_of(client: &mut Client, tenant: Uuid) -> i64 {
     client
-        .query_one("SELECT count(*) FROM forgeerp.events WHERE tenant_id = $1", &[&tenant])
+        .query_one(
+            "SELECT count(*) FROM forgeerp.events WHERE tenant_id = $1",
+            &[&tenant],
+        )
         .unwrap()
         .get(0)
 }
@@ -107,7 +128,10 @@ pub fn events_of(client: &mut Client, tenant: Uuid) -> i64 {
 /// Number of streams stored for `tenant`.
 pub fn streams_of(client: &mut Client, tenant: Uuid) -> i64 {
     client
-        .query_one("SELECT count(*) FROM forgeerp.streams WHERE tenant_id = $1", &[&tenant])
+        .query_one(
+            "SELECT count(*) FROM forgeerp.streams WHERE tenant_id = $1",
+            &[&tenant],
+        )
         .unwrap()
         .get(0)
 }

@@ -4,10 +4,15 @@ use forgeerp_server_tests::*;
 use postgres::Client;
 use serde_json::json;
 
+/// A call of one contract function inside a bound transaction.
+type TenantCall = dyn Fn(&mut postgres::Transaction) -> Result<u64, postgres::Error>;
+
 fn app_role(db: &mut Client) -> String {
     let role = format!("app_{}", id().simple());
-    db.batch_execute(&format!("CREATE ROLE {role} LOGIN")).unwrap();
-    db.execute("SELECT forgeerp.grant_usage($1)", &[&role]).unwrap();
+    db.batch_execute(&format!("CREATE ROLE {role} LOGIN"))
+        .unwrap();
+    db.execute("SELECT forgeerp.grant_usage($1)", &[&role])
+        .unwrap();
     role
 }
 
@@ -18,17 +23,39 @@ fn a_bound_transaction_refuses_every_function_for_another_tenant() {
     append(&mut db, theirs, "t", item, None, &ticks(1)).unwrap();
     let before = store_fingerprint(&mut db);
 
-    let calls: [(&str, Box<dyn Fn(&mut postgres::Transaction) -> Result<u64, postgres::Error>>); 4] = [
-        ("append", Box::new(|tx| append(tx, theirs, "t", item, None, &ticks(1)).map(|r| r.len() as u64))),
-        ("load_stream", Box::new(|tx| tx.execute("SELECT * FROM forgeerp.load_stream($1, $2)", &[&theirs, &item]))),
-        ("stream_version", Box::new(|tx| tx.execute("SELECT forgeerp.stream_version($1, $2)", &[&theirs, &item]))),
-        ("read_all", Box::new(|tx| tx.execute("SELECT * FROM forgeerp.read_all(0, 0, 10, $1)", &[&theirs]))),
+    let calls: [(&str, Box<TenantCall>); 4] = [
+        (
+            "append",
+            Box::new(|tx| append(tx, theirs, "t", item, None, &ticks(1)).map(|r| r.len() as u64)),
+        ),
+        (
+            "load_stream",
+            Box::new(|tx| {
+                tx.execute(
+                    "SELECT * FROM forgeerp.load_stream($1, $2)",
+                    &[&theirs, &item],
+                )
+            }),
+        ),
+        (
+            "stream_version",
+            Box::new(|tx| tx.execute("SELECT forgeerp.stream_version($1, $2)", &[&theirs, &item])),
+        ),
+        (
+            "read_all",
+            Box::new(|tx| tx.execute("SELECT * FROM forgeerp.read_all(0, 0, 10, $1)", &[&theirs])),
+        ),
     ];
     for (name, call) in calls {
         let mut tx = db.transaction().unwrap();
-        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine]).unwrap();
+        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine])
+            .unwrap();
         let error = expect_state(call(&mut tx), "ES002");
-        assert!(error.message().contains(&theirs.to_string()), "{name}: {}", error.message());
+        assert!(
+            error.message().contains(&theirs.to_string()),
+            "{name}: {}",
+            error.message()
+        );
         tx.rollback().unwrap();
     }
     assert_eq!(store_fingerprint(&mut db), before);
@@ -41,12 +68,22 @@ fn a_bound_transaction_works_normally_for_its_own_tenant_and_read_all_sees_only_
     append(&mut db, theirs, "t", id(), None, &ticks(2)).unwrap();
     append(&mut db, mine, "t", id(), None, &ticks(3)).unwrap();
     let mut tx = db.transaction().unwrap();
-    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine]).unwrap();
-    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine]).unwrap(); // rebinding to the same tenant is fine
+    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine])
+        .unwrap();
+    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine])
+        .unwrap(); // rebinding to the same tenant is fine
     append(&mut tx, mine, "t", id(), None, &ticks(1)).unwrap();
-    let tenants: Vec<uuid::Uuid> =
-        tx.query("SELECT tenant_id FROM forgeerp.read_all(0, 0, 100000)", &[]).unwrap().iter().map(|r| r.get(0)).collect();
-    assert_eq!(tenants.len(), 3, "the three committed events of the bound tenant");
+    let tenants: Vec<uuid::Uuid> = tx
+        .query("SELECT tenant_id FROM forgeerp.read_all(0, 0, 100000)", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        tenants.len(),
+        3,
+        "the three committed events of the bound tenant"
+    );
     assert!(tenants.iter().all(|t| *t == mine));
     tx.commit().unwrap();
 }
@@ -56,14 +93,27 @@ fn binding_lasts_for_the_transaction_only_and_cannot_be_switched() {
     let mut db = connect();
     let (a, b) = (id(), id());
     let mut tx = db.transaction().unwrap();
-    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&a]).unwrap();
-    let error = expect_state(tx.execute("SELECT forgeerp.bind_tenant($1)", &[&b]), "ES002");
+    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&a])
+        .unwrap();
+    let error = expect_state(
+        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&b]),
+        "ES002",
+    );
     assert!(error.message().contains(&b.to_string()));
     tx.rollback().unwrap();
     // Next transaction: unbound, any tenant may be named.
     append(&mut db, b, "t", id(), None, &ticks(1)).unwrap();
-    expect_state(db.execute("SELECT forgeerp.bind_tenant(NULL)", &[]), "ES003");
-    expect_state(db.execute("SELECT forgeerp.bind_tenant('00000000-0000-0000-0000-000000000000')", &[]), "ES003");
+    expect_state(
+        db.execute("SELECT forgeerp.bind_tenant(NULL)", &[]),
+        "ES003",
+    );
+    expect_state(
+        db.execute(
+            "SELECT forgeerp.bind_tenant('00000000-0000-0000-0000-000000000000')",
+            &[],
+        ),
+        "ES003",
+    );
 }
 
 #[test]
@@ -71,7 +121,11 @@ fn set_local_of_the_setting_binds_too() {
     let mut db = connect();
     let (a, b) = (id(), id());
     let mut tx = db.transaction().unwrap();
-    tx.batch_execute(&format!("SET LOCAL forgeerp.tenant_id = '{}'", a.to_string().to_uppercase())).unwrap();
+    tx.batch_execute(&format!(
+        "SET LOCAL forgeerp.tenant_id = '{}'",
+        a.to_string().to_uppercase()
+    ))
+    .unwrap();
     expect_state(append(&mut tx, b, "t", id(), None, &ticks(1)), "ES002");
 }
 
@@ -97,14 +151,36 @@ fn an_application_role_has_no_table_privileges() {
     // Everything of the contract works through the functions.
     let item = id();
     append(&mut app, tenant, "t", item, Some(0), &ticks(2)).unwrap();
-    assert_eq!(app.query("SELECT * FROM forgeerp.load_stream($1, $2)", &[&tenant, &item]).unwrap().len(), 2);
-    let version: i64 = app.query_one("SELECT forgeerp.stream_version($1, $2)", &[&tenant, &item]).unwrap().get(0);
+    assert_eq!(
+        app.query(
+            "SELECT * FROM forgeerp.load_stream($1, $2)",
+            &[&tenant, &item]
+        )
+        .unwrap()
+        .len(),
+        2
+    );
+    let version: i64 = app
+        .query_one("SELECT forgeerp.stream_version($1, $2)", &[&tenant, &item])
+        .unwrap()
+        .get(0);
     assert_eq!(version, 2);
-    assert_eq!(app.query("SELECT * FROM forgeerp.read_all(0, 0, 100, $1)", &[&tenant]).unwrap().len(), 3);
+    assert_eq!(
+        app.query("SELECT * FROM forgeerp.read_all(0, 0, 100, $1)", &[&tenant])
+            .unwrap()
+            .len(),
+        3
+    );
     app.query_one("SELECT forgeerp.version()", &[]).unwrap();
     // Not granted: the internals and granting itself.
-    expect_state(app.execute("SELECT forgeerp.grant_usage('postgres')", &[]), "42501");
-    expect_state(app.execute("SELECT forgeerp.check_tenant($1)", &[&tenant]), "42501");
+    expect_state(
+        app.execute("SELECT forgeerp.grant_usage('postgres')", &[]),
+        "42501",
+    );
+    expect_state(
+        app.execute("SELECT forgeerp.check_tenant($1)", &[&tenant]),
+        "42501",
+    );
 }
 
 #[test]
@@ -112,24 +188,51 @@ fn an_application_role_cannot_cross_its_bound_tenant() {
     let mut db = connect();
     let role = app_role(&mut db);
     let (mine, theirs, item) = (id(), id(), id());
-    append(&mut db, theirs, "t", item, None, &json!([{"event_type": "Secret", "payload": {"pin": 1234}}])).unwrap();
+    append(
+        &mut db,
+        theirs,
+        "t",
+        item,
+        None,
+        &json!([{"event_type": "Secret", "payload": {"pin": 1234}}]),
+    )
+    .unwrap();
     let mut app = connect_as(&role);
     let mut tx = app.transaction().unwrap();
-    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine]).unwrap();
-    expect_state(tx.query("SELECT * FROM forgeerp.load_stream($1, $2)", &[&theirs, &item]), "ES002");
+    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine])
+        .unwrap();
+    expect_state(
+        tx.query(
+            "SELECT * FROM forgeerp.load_stream($1, $2)",
+            &[&theirs, &item],
+        ),
+        "ES002",
+    );
     tx.rollback().unwrap();
     let mut tx = app.transaction().unwrap();
-    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine]).unwrap();
-    let leaked = tx.query("SELECT * FROM forgeerp.read_all(0, 0, 1000000) WHERE tenant_id = $1", &[&theirs]).unwrap();
+    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine])
+        .unwrap();
+    let leaked = tx
+        .query(
+            "SELECT * FROM forgeerp.read_all(0, 0, 1000000) WHERE tenant_id = $1",
+            &[&theirs],
+        )
+        .unwrap();
     assert!(leaked.is_empty());
 }
 
 #[test]
 fn grant_usage_names_a_missing_role() {
     let mut db = connect();
-    let error = expect_state(db.execute("SELECT forgeerp.grant_usage('no_such_role_x')", &[]), "ES003");
+    let error = expect_state(
+        db.execute("SELECT forgeerp.grant_usage('no_such_role_x')", &[]),
+        "ES003",
+    );
     assert!(error.message().contains("no_such_role_x"));
-    expect_state(db.execute("SELECT forgeerp.grant_usage(NULL)", &[]), "ES003");
+    expect_state(
+        db.execute("SELECT forgeerp.grant_usage(NULL)", &[]),
+        "ES003",
+    );
 }
 
 #[test]
@@ -146,7 +249,10 @@ fn security_definer_functions_pin_their_search_path() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(unpinned.is_empty(), "SECURITY DEFINER functions without a pinned search_path: {unpinned:?}");
+    assert!(
+        unpinned.is_empty(),
+        "SECURITY DEFINER functions without a pinned search_path: {unpinned:?}"
+    );
     let definers: i64 = db
         .query_one(
             "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -155,5 +261,8 @@ fn security_definer_functions_pin_their_search_path() {
         )
         .unwrap()
         .get(0);
-    assert!(definers >= 4, "append, load_stream, stream_version and read_all run as the owner");
+    assert!(
+        definers >= 4,
+        "append, load_stream, stream_version and read_all run as the owner"
+    );
 }

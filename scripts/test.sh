@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh) and runs every test:
+#   1. #[pg_test] units inside a backend (cargo pgrx test, its own cluster);
+#   2. the contract tests (tests/) against the private cluster with the
+#      release build of the extension installed.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+
+bash scripts/setup.sh
+
+echo "== tier 1: #[pg_test] units (cargo pgrx test)"
+# cargo pgrx test overwrites the installed library in place: stop the private
+# cluster, which has it loaded, first.
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w -m fast stop >/dev/null
+mkdir -p "$FORGEERP_STATE/pgrx-test" && chown postgres:postgres "$FORGEERP_STATE/pgrx-test"
+(cd extension && cargo pgrx test pg15 --runas postgres --pgdata "$FORGEERP_STATE/pgrx-test/pgdata") 2>&1 | tee -a "$LOG"
+
+# cargo pgrx test installed its debug build into PostgreSQL's library folder:
+# put the release build back (and restart the private cluster on it).
+bash scripts/setup.sh
+
+echo "== tier 2: contract tests against the private cluster"
+"$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres -tAc \
+    "SELECT format('DROP DATABASE %I WITH (FORCE);', datname) FROM pg_database WHERE datname LIKE 'forgeerp_test_%'" |
+    "$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres >/dev/null
+# One test at a time: the feed tests hold transactions open, which holds the
+# feed back for every other session of the cluster by design.
+cargo test -p forgeerp-server-tests -- --test-threads=1 2>&1 | tee -a "$LOG"
+
+# One closing line over both tiers.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "forgeerp: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$LOG"

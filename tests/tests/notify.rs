@@ -1,0 +1,92 @@
+//! LISTEN/NOTIFY: a committed append wakes listeners on `forgeerp_events`
+//! within a second; a rolled-back one wakes nobody.
+
+use fallible_iterator::FallibleIterator;
+use forgeerp_server_tests::*;
+use postgres::Client;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+fn listener() -> Client {
+    let mut client = connect();
+    client.batch_execute("LISTEN forgeerp_events").unwrap();
+    client
+}
+
+/// Waits up to `limit` for a notification that names `tenant`; returns its payload.
+fn wait_for(listener: &mut Client, tenant: Uuid, limit: Duration) -> Option<serde_json::Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let mut notifications = listener.notifications();
+        let mut iter = notifications.timeout_iter(left);
+        match iter.next().unwrap() {
+            None => return None,
+            Some(n) => {
+                assert_eq!(n.channel(), "forgeerp_events");
+                let payload: serde_json::Value =
+                    serde_json::from_str(n.payload()).expect("payload is JSON");
+                assert!(payload.is_object(), "payload is a JSON object: {payload}");
+                if payload["tenant_id"] == tenant.to_string() {
+                    return Some(payload);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_committed_append_wakes_a_listener_within_a_second() {
+    let mut listen = listener();
+    let tenant = id();
+    let mut db = connect();
+    append(&mut db, tenant, "t", id(), None, &ticks(2)).unwrap();
+    let payload = wait_for(&mut listen, tenant, Duration::from_secs(1))
+        .expect("notified within 1 s of the commit");
+    assert_eq!(payload["tenant_id"], tenant.to_string());
+}
+
+#[test]
+fn nothing_is_sent_before_commit_and_nothing_after_rollback() {
+    let mut listen = listener();
+    let tenant = id();
+    let mut db = connect();
+    let mut tx = db.transaction().unwrap();
+    append(&mut tx, tenant, "t", id(), None, &ticks(1)).unwrap();
+    assert!(
+        wait_for(&mut listen, tenant, Duration::from_millis(700)).is_none(),
+        "no wake-up before commit"
+    );
+    tx.rollback().unwrap();
+    assert!(
+        wait_for(&mut listen, tenant, Duration::from_millis(1500)).is_none(),
+        "a rolled-back append notifies nobody"
+    );
+
+    let mut tx = db.transaction().unwrap();
+    append(&mut tx, tenant, "t", id(), None, &ticks(1)).unwrap();
+    tx.commit().unwrap();
+    assert!(wait_for(&mut listen, tenant, Duration::from_secs(1)).is_some());
+}
+
+#[test]
+fn a_notification_leads_to_the_event_through_read_all() {
+    let mut listen = listener();
+    let tenant = id();
+    let mut db = connect();
+    let rows = append(&mut db, tenant, "t", id(), None, &ticks(1)).unwrap();
+    wait_for(&mut listen, tenant, Duration::from_secs(1)).expect("woken");
+    let seen: Vec<Uuid> = listen
+        .query(
+            "SELECT event_id FROM forgeerp.read_all(0, 0, 100, $1)",
+            &[&tenant],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(seen, vec![rows[0].get::<_, Uuid>("event_id")]);
+}
