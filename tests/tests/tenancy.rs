@@ -26,11 +26,13 @@ fn a_bound_transaction_refuses_every_function_for_another_tenant() {
     let calls: [(&str, Box<TenantCall>); 4] = [
         (
             "append",
-            Box::new(|tx| append(tx, theirs, "t", item, None, &ticks(1)).map(|r| r.len() as u64)),
+            Box::new(move |tx| {
+                append(tx, theirs, "t", item, None, &ticks(1)).map(|r| r.len() as u64)
+            }),
         ),
         (
             "load_stream",
-            Box::new(|tx| {
+            Box::new(move |tx| {
                 tx.execute(
                     "SELECT * FROM forgeerp.load_stream($1, $2)",
                     &[&theirs, &item],
@@ -39,11 +41,15 @@ fn a_bound_transaction_refuses_every_function_for_another_tenant() {
         ),
         (
             "stream_version",
-            Box::new(|tx| tx.execute("SELECT forgeerp.stream_version($1, $2)", &[&theirs, &item])),
+            Box::new(move |tx| {
+                tx.execute("SELECT forgeerp.stream_version($1, $2)", &[&theirs, &item])
+            }),
         ),
         (
             "read_all",
-            Box::new(|tx| tx.execute("SELECT * FROM forgeerp.read_all(0, 0, 10, $1)", &[&theirs])),
+            Box::new(move |tx| {
+                tx.execute("SELECT * FROM forgeerp.read_all(0, 0, 10, $1)", &[&theirs])
+            }),
         ),
     ];
     for (name, call) in calls {
