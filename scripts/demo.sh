@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
 
 bash "$ROOT/scripts/setup.sh" >/dev/null
-psql_admin() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres "$@"; }
+psql_admin() { PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres "$@"; }
 psql_admin -d postgres -c "DROP DATABASE IF EXISTS forgeerp_demo WITH (FORCE)" -c "CREATE DATABASE forgeerp_demo"
 psql_admin -d forgeerp_demo -c "CREATE EXTENSION forgeerp"
 "$PG_BIN/psql" -X -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d forgeerp_demo \

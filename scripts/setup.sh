@@ -83,7 +83,7 @@ else
 fi
 
 # 5. The demo database -------------------------------------------------------
-psql_admin() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres "$@"; }
+psql_admin() { PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres "$@"; }
 psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'forgeerp'" | grep -q 1 ||
     psql_admin -d postgres -c "CREATE DATABASE forgeerp"
 psql_admin -d forgeerp -c "CREATE EXTENSION IF NOT EXISTS forgeerp"

@@ -7,9 +7,9 @@ BEGIN
     IF stream_version.aggregate_id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = 'aggregate_id must not be NULL';
     END IF;
-    RETURN coalesce((SELECT s.version FROM forgeerp.streams s
-                      WHERE s.tenant_id = stream_version.tenant_id
-                        AND s.aggregate_id = stream_version.aggregate_id), 0);
+    RETURN coalesce((SELECT max(e.sequence_number) FROM forgeerp.events e
+                      WHERE e.tenant_id = stream_version.tenant_id
+                        AND e.aggregate_id = stream_version.aggregate_id), 0);
 END
 $$;
 

@@ -19,6 +19,7 @@ CREATE TABLE forgeerp.events (
     -- The global feed's order: (transaction_id, global_position).
     PRIMARY KEY (transaction_id, global_position),
     -- A stream is read by sequence number; a sequence number exists once.
+    -- Its last entry is the stream's head: version and aggregate type.
     UNIQUE (tenant_id, aggregate_id, sequence_number),
     -- Idempotency: an event id exists once per tenant.
     UNIQUE (tenant_id, event_id)

@@ -4,18 +4,17 @@
 //! (ES003), tenant binding (ES002), retry or duplicate event id (ES004),
 //! aggregate type (ES005), expected version (ES001).
 //!
-//! The common case costs two statements: an `UPDATE … RETURNING` of the
-//! stream row, which takes the stream's lock and reads its type and version,
-//! and one `INSERT … SELECT` of the whole batch. Retry detection runs only
-//! when something is off: a version or type mismatch, or an insert that met
-//! an existing event id.
+//! The common case costs a lock and one statement: the stream's append lock
+//! (a heavyweight lock that writes nothing), then one `INSERT … SELECT` that
+//! reads the stream's head (version and aggregate type), checks both and
+//! stores the whole batch after it. Batches that carry their own event ids
+//! add one statement that looks the ids up, for retry detection.
 
 use crate::batch::{self, canonical_uuid, EventBatch};
 use crate::error::{SqlState, StoreError};
 use crate::jsonb_text::JsonbText;
 use crate::notify;
 use crate::settings;
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
 use pgrx::{pg_sys, PgOid, Uuid};
@@ -75,15 +74,6 @@ impl ExpectedVersion {
             Some(n) => Err(StoreError::invalid(format!(
                 "expected_version must be NULL, 0, -1 or a positive version, got {n}"
             ))),
-        }
-    }
-
-    fn allows(self, actual: i64) -> bool {
-        match self {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => actual == 0,
-            ExpectedVersion::StreamExists => actual >= 1,
-            ExpectedVersion::Exact(n) => actual == n,
         }
     }
 
@@ -178,10 +168,8 @@ fn uuid_text(id: &Uuid) -> String {
 
 /// The prepared statements of the append path, planned once per backend.
 struct Plans {
-    lock_stream: OwnedPreparedStatement,
-    create_stream: OwnedPreparedStatement,
-    set_version: OwnedPreparedStatement,
-    insert_events: OwnedPreparedStatement,
+    append_batch: OwnedPreparedStatement,
+    stream_head: OwnedPreparedStatement,
     find_existing: OwnedPreparedStatement,
 }
 
@@ -206,27 +194,14 @@ fn plans(client: &SpiClient<'_>) -> &'static Plans {
     PLANS.with(|cell| {
         *cell.get_or_init(|| {
             Box::leak(Box::new(Plans {
-                lock_stream: prepare(
+                stream_head: prepare(
                     client,
-                    "UPDATE forgeerp.streams SET version = version + $3 \
-                      WHERE tenant_id = $1 AND aggregate_id = $2 \
-                      RETURNING aggregate_type, version - $3",
-                    &[UUID, UUID, INT8],
+                    include_str!("../../sql/query_stream_head.sql"),
+                    &[UUID, UUID],
                 ),
-                create_stream: prepare(
+                append_batch: prepare(
                     client,
-                    "INSERT INTO forgeerp.streams (tenant_id, aggregate_id, aggregate_type, version) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    &[UUID, UUID, TEXT, INT8],
-                ),
-                set_version: prepare(
-                    client,
-                    "UPDATE forgeerp.streams SET version = $3 WHERE tenant_id = $1 AND aggregate_id = $2",
-                    &[UUID, UUID, INT8],
-                ),
-                insert_events: prepare(
-                    client,
-                    include_str!("../../sql/query_insert_events.sql"),
+                    include_str!("../../sql/query_append_batch.sql"),
                     &[INT8, UUID, TEXT, UUID, INT8, JSONB],
                 ),
                 find_existing: prepare(
@@ -243,104 +218,128 @@ fn spi_failed(e: pgrx::spi::SpiError) -> ! {
     pgrx::error!("forgeerp: the append path failed inside SPI: {e}")
 }
 
+/// Takes the stream's append lock until the transaction ends.
+///
+/// A heavyweight lock of the advisory kind, keyed by a hash of (tenant,
+/// aggregate) in a key space of its own (`objsubid` 3 in `pg_locks`, where
+/// `pg_advisory_lock` uses 1 and 2). It writes nothing, unlike a row lock, and
+/// takes part in deadlock detection and `lock_timeout`. Two streams whose
+/// keys collide only queue behind each other.
+fn lock_stream(tenant_id: &Uuid, aggregate_id: &Uuid) {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
+    for byte in tenant_id.as_bytes().iter().chain(aggregate_id.as_bytes()) {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let tag = pg_sys::LOCKTAG {
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: (hash >> 32) as u32,
+        locktag_field3: hash as u32,
+        locktag_field4: 3,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    };
+    unsafe {
+        pg_sys::LockAcquire(
+            &tag,
+            pg_sys::ExclusiveLock as pg_sys::LOCKMODE,
+            false,
+            false,
+        )
+    };
+}
+
 fn append_to_stream(
     client: &mut SpiClient<'_>,
     req: &AppendRequest<'_>,
 ) -> Result<Vec<AppendedRow>, StoreError> {
+    lock_stream(&req.tenant_id, &req.aggregate_id);
+    // Under READ COMMITTED every statement from here on takes a snapshot that
+    // sees all appends that held the lock before.
+
+    // ES004 (a retry, or a reused id) goes before ES005 and ES001.
+    if let Some(stored) = resolve_existing(client, req)? {
+        return Ok(stored);
+    }
+
     let plans = plans(client);
-    let count = req.batch.len as i64;
-    let stream_key =
-        || -> [DatumWithOid<'static>; 2] { [req.tenant_id.into(), req.aggregate_id.into()] };
-    loop {
-        let [tenant, aggregate] = stream_key();
-        let table = client
-            .update(&plans.lock_stream, None, &[tenant, aggregate, count.into()])
-            .unwrap_or_else(|e| spi_failed(e));
-        let locked = match table.is_empty() {
-            true => (None, None),
-            false => table
-                .first()
-                .get_two::<String, i64>()
-                .unwrap_or_else(|e| spi_failed(e)),
-        };
-
-        let version = match locked {
-            (Some(stored_type), Some(version)) => {
-                if stored_type != req.aggregate_type || !req.expected.allows(version) {
-                    // ES004 (a retry, or a reused id) goes before ES005 and ES001.
-                    if let Some(stored) = resolve_existing(client, req, Some(version), &[])? {
-                        return Ok(stored);
-                    }
-                    if stored_type != req.aggregate_type {
-                        return Err(type_mismatch(req, &stored_type));
-                    }
-                    return Err(version_mismatch(req, version));
-                }
-                version
-            }
-            _ => {
-                if !req.expected.allows(0) {
-                    if let Some(stored) = resolve_existing(client, req, None, &[])? {
-                        return Ok(stored);
-                    }
-                    return Err(version_mismatch(req, 0));
-                }
-                let [tenant, aggregate] = stream_key();
-                let created = client
-                    .update(
-                        &plans.create_stream,
-                        None,
-                        &[tenant, aggregate, req.aggregate_type.into(), count.into()],
-                    )
-                    .unwrap_or_else(|e| spi_failed(e))
-                    .len();
-                if created == 0 {
-                    // Another writer created the stream since the UPDATE found
-                    // none: take its lock and decide again.
-                    continue;
-                }
-                0
-            }
-        };
-
-        let transaction_id = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
-        let [tenant, aggregate] = stream_key();
-        let args = [
-            transaction_id.into(),
-            tenant,
-            req.aggregate_type.into(),
-            aggregate,
-            version.into(),
-            req.events.as_arg(),
-        ];
-        let rows: Vec<AppendedRow> = client
-            .update(&plans.insert_events, None, &args)
+    let transaction_id = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
+    let expected = match req.expected {
+        ExpectedVersion::Any => None,
+        ExpectedVersion::NoStream => Some(0),
+        ExpectedVersion::StreamExists => Some(-1),
+        ExpectedVersion::Exact(n) => Some(n),
+    };
+    let args = [
+        transaction_id.into(),
+        req.tenant_id.into(),
+        req.aggregate_type.into(),
+        req.aggregate_id.into(),
+        expected.into(),
+        req.events.as_arg(),
+    ];
+    // A unique violation here means another transaction stored a row this
+    // one could not see: under READ COMMITTED, the same event id in another
+    // stream at the same moment; under REPEATABLE READ or SERIALIZABLE, any
+    // append after this transaction's snapshot.
+    let rows = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        Ok(client
+            .update(&plans.append_batch, None, &args)
             .unwrap_or_else(|e| spi_failed(e))
             .map(|row| appended_row(&row))
-            .collect();
-        if rows.len() < req.batch.len {
-            // Some event ids stand already. Nothing inserted and all of them
-            // in place is a retry; anything else is ES004, and the error rolls
-            // back the rows that did go in.
-            let restore = rows.is_empty().then_some(version);
-            return match resolve_existing(client, req, restore, &rows)? {
-                Some(stored) if rows.is_empty() => Ok(stored),
-                _ => Err(StoreError::new(
-                    SqlState::DuplicateEventId,
-                    format!(
-                        "an event id of this batch was stored concurrently in tenant {}",
-                        req.tenant_text
-                    ),
-                )),
-            };
+            .collect::<Vec<_>>())
+    }))
+    .catch_when(PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION, |_| {
+        Err(concurrent_conflict(req))
+    })
+    .execute()?;
+
+    if rows.is_empty() {
+        // A check failed inside the statement: name it.
+        let head = client
+            .update(
+                &plans.stream_head,
+                Some(1),
+                &[req.tenant_id.into(), req.aggregate_id.into()],
+            )
+            .unwrap_or_else(|e| spi_failed(e));
+        let (version, stored_type) = match head.is_empty() {
+            true => (0, None),
+            false => {
+                let (version, stored_type) = head
+                    .first()
+                    .get_two::<i64, String>()
+                    .unwrap_or_else(|e| spi_failed(e));
+                (version.unwrap_or(0), stored_type)
+            }
+        };
+        if let Some(stored_type) = stored_type.filter(|t| t != req.aggregate_type) {
+            return Err(type_mismatch(req, &stored_type));
         }
-        notify::appended(
-            &req.tenant_text,
-            &req.aggregate_text,
-            transaction_id,
-            rows.last().map_or(0, |r| r.2),
-        );
-        return Ok(rows);
+        return Err(version_mismatch(req, version));
+    }
+    notify::appended(req.tenant_id.as_bytes(), &req.tenant_text);
+    Ok(rows)
+}
+
+fn concurrent_conflict(req: &AppendRequest<'_>) -> StoreError {
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        StoreError::new(
+            SqlState::SerializationFailure,
+            format!(
+                "could not serialize the append to aggregate {} of tenant {}: it changed after this transaction's snapshot",
+                req.aggregate_text, req.tenant_text
+            ),
+        )
+        .with_hint("Retry the transaction.")
+    } else {
+        StoreError::new(
+            SqlState::DuplicateEventId,
+            format!(
+                "an event id of this batch was stored concurrently in tenant {}",
+                req.tenant_text
+            ),
+        )
+        .with_hint("A retry must repeat the original batch exactly; new events need new ids.")
     }
 }
 
@@ -361,17 +360,13 @@ fn appended_row(row: &pgrx::spi::SpiHeapTupleData<'_>) -> AppendedRow {
     )
 }
 
-/// Looks up the stored events whose ids the batch reuses (except those this
-/// very call inserted, `just_inserted`).
+/// Looks up the stored events whose ids the batch reuses.
 ///
 /// None: there are none. Some(rows): the batch is a retry of an append that
-/// stands whole; `restore` first puts back the stream version that taking the
-/// lock bumped. Any other overlap is ES004.
+/// stands whole, and these are its stored rows. Any other overlap is ES004.
 fn resolve_existing(
     client: &mut SpiClient<'_>,
     req: &AppendRequest<'_>,
-    restore: Option<i64>,
-    just_inserted: &[AppendedRow],
 ) -> Result<Option<Vec<AppendedRow>>, StoreError> {
     if req.batch.with_event_id == 0 {
         return Ok(None);
@@ -398,7 +393,6 @@ fn resolve_existing(
             aggregate_type: row.get::<String>(8).ok().flatten().expect("aggregate_type"),
             same_content: row.get::<bool>(9).ok().flatten().unwrap_or(false),
         })
-        .filter(|e| !just_inserted.iter().any(|r| r.0 == e.row.0))
         .collect();
     let Some(first) = existing.first() else {
         return Ok(None);
@@ -414,19 +408,6 @@ fn resolve_existing(
     if is_retry {
         if first.aggregate_type != req.aggregate_type {
             return Err(type_mismatch(req, &first.aggregate_type));
-        }
-        if let Some(version) = restore {
-            client
-                .update(
-                    &plans.set_version,
-                    None,
-                    &[
-                        req.tenant_id.into(),
-                        req.aggregate_id.into(),
-                        version.into(),
-                    ],
-                )
-                .unwrap_or_else(|e| spi_failed(e));
         }
         return Ok(Some(existing.into_iter().map(|e| e.row).collect()));
     }

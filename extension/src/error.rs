@@ -21,6 +21,8 @@ pub enum SqlState {
     DuplicateEventId,
     /// ES005: aggregate type mismatch.
     AggregateTypeMismatch,
+    /// 40001: serialization failure (a lost race under REPEATABLE READ or SERIALIZABLE).
+    SerializationFailure,
 }
 
 impl SqlState {
@@ -32,6 +34,7 @@ impl SqlState {
             SqlState::InvalidArgument => "ES003",
             SqlState::DuplicateEventId => "ES004",
             SqlState::AggregateTypeMismatch => "ES005",
+            SqlState::SerializationFailure => "40001",
         }
     }
 

@@ -20,14 +20,9 @@ mod tests;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!(
-    "../../sql/table_streams.sql",
-    name = "table_streams",
-    bootstrap
-);
-extension_sql_file!(
     "../../sql/table_events.sql",
     name = "table_events",
-    requires = ["table_streams"]
+    bootstrap
 );
 extension_sql_file!(
     "../../sql/trigger_events_append_only.sql",
@@ -80,6 +75,7 @@ extension_sql_file!("../../sql/privileges.sql", name = "privileges", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::init();
+    notify::init();
 }
 
 /// Required by `cargo pgrx test`.

@@ -129,7 +129,7 @@ pub fn events_of(client: &mut Client, tenant: Uuid) -> i64 {
 pub fn streams_of(client: &mut Client, tenant: Uuid) -> i64 {
     client
         .query_one(
-            "SELECT count(*) FROM forgeerp.streams WHERE tenant_id = $1",
+            "SELECT count(DISTINCT aggregate_id) FROM forgeerp.events WHERE tenant_id = $1",
             &[&tenant],
         )
         .unwrap()
@@ -140,9 +140,7 @@ pub fn streams_of(client: &mut Client, tenant: Uuid) -> i64 {
 pub fn store_fingerprint(client: &mut Client) -> String {
     client
         .query_one(
-            "SELECT coalesce(md5(string_agg(e::text, '|' ORDER BY global_position)), '') || '/' ||
-                    coalesce((SELECT md5(string_agg(s::text, '|' ORDER BY tenant_id, aggregate_id)) FROM forgeerp.streams s), '')
-               FROM forgeerp.events e",
+            "SELECT coalesce(md5(string_agg(e::text, '|' ORDER BY global_position)), '') FROM forgeerp.events e",
             &[],
         )
         .unwrap()

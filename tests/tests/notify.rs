@@ -90,3 +90,99 @@ fn a_notification_leads_to_the_event_through_read_all() {
         .collect();
     assert_eq!(seen, vec![rows[0].get::<_, Uuid>("event_id")]);
 }
+
+#[test]
+fn notify_in_transaction_mode_keeps_the_same_guarantees() {
+    let mut listen = listener();
+    let tenant = id();
+    let mut db = connect();
+    db.batch_execute("SET forgeerp.notify_in_transaction = on")
+        .unwrap();
+    let mut tx = db.transaction().unwrap();
+    append(&mut tx, tenant, "t", id(), None, &ticks(1)).unwrap();
+    tx.rollback().unwrap();
+    assert!(
+        wait_for(&mut listen, tenant, Duration::from_millis(1200)).is_none(),
+        "rolled back: no wake-up"
+    );
+    append(&mut db, tenant, "t", id(), None, &ticks(1)).unwrap();
+    assert!(wait_for(&mut listen, tenant, Duration::from_secs(1)).is_some());
+}
+
+fn notifier_pids(db: &mut Client) -> Vec<i32> {
+    db.query(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'forgeerp notifier' AND datname = current_database()",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[test]
+fn a_killed_notifier_is_replaced_by_the_next_append() {
+    let mut db = connect();
+    append(&mut db, id(), "t", id(), None, &ticks(1)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut pids = notifier_pids(&mut db);
+    while pids.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        pids = notifier_pids(&mut db);
+    }
+    assert_eq!(pids.len(), 1, "one notifier per database: {pids:?}");
+    db.execute("SELECT pg_terminate_backend($1)", &[&pids[0]])
+        .unwrap();
+    while notifier_pids(&mut db).contains(&pids[0]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let mut listen = listener();
+    let tenant = id();
+    append(&mut db, tenant, "t", id(), None, &ticks(1)).unwrap();
+    assert!(
+        wait_for(&mut listen, tenant, Duration::from_secs(1)).is_some(),
+        "woken by the new notifier"
+    );
+    let now = notifier_pids(&mut db);
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], pids[0]);
+}
+
+#[test]
+fn a_burst_of_appends_wakes_every_tenant() {
+    let mut listen = listener();
+    let tenants: Vec<Uuid> = (0..40).map(|_| id()).collect();
+    let writers: Vec<_> = tenants
+        .chunks(10)
+        .map(|chunk| {
+            let chunk = chunk.to_vec();
+            std::thread::spawn(move || {
+                let mut db = connect();
+                for round in 0..5 {
+                    for tenant in &chunk {
+                        append(&mut db, *tenant, "t", id(), None, &ticks(1 + round % 2)).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    let mut woken = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while woken.len() < tenants.len() && Instant::now() < deadline {
+        let mut notifications = listen.notifications();
+        let mut iter = notifications.timeout_iter(Duration::from_millis(200));
+        while let Some(n) = iter.next().unwrap() {
+            let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+            if let Some(t) = payload["tenant_id"].as_str() {
+                woken.insert(t.to_string());
+            }
+        }
+    }
+    let missing: Vec<_> = tenants
+        .iter()
+        .filter(|t| !woken.contains(&t.to_string()))
+        .collect();
+    assert!(missing.is_empty(), "tenants never woken: {missing:?}");
+}

@@ -144,10 +144,7 @@ fn an_application_role_has_no_table_privileges() {
     append(&mut app, tenant, "t", id(), None, &ticks(1)).unwrap();
     for statement in [
         "SELECT * FROM forgeerp.events",
-        "SELECT * FROM forgeerp.streams",
-        "INSERT INTO forgeerp.streams VALUES (gen_random_uuid(), gen_random_uuid(), 't', 1)",
-        "UPDATE forgeerp.streams SET version = 1",
-        "DELETE FROM forgeerp.streams",
+        "INSERT INTO forgeerp.events (transaction_id, tenant_id, aggregate_type, aggregate_id, sequence_number, event_id, event_type, event_version, payload, occurred_at, recorded_at) VALUES (1, gen_random_uuid(), 't', gen_random_uuid(), 1, gen_random_uuid(), 'A', 1, '{}', now(), now())",
         "UPDATE forgeerp.events SET payload = '{}'",
         "DELETE FROM forgeerp.events",
         "SELECT nextval('forgeerp.events_global_position_seq')",

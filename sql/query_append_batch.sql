@@ -1,0 +1,34 @@
+-- The append path's one statement (prepared once per backend by append.rs,
+-- which holds the stream's lock and has ruled out reused event ids):
+-- read the stream's head, check aggregate type and expected version against
+-- it, and insert the whole batch after it. No row comes back when a check
+-- fails; append.rs then reads the head again to name the failure.
+-- $1 transaction id, $2 tenant, $3 aggregate type, $4 aggregate id,
+-- $5 expected version (NULL, 0, -1 or n > 0), $6 the validated events array.
+WITH head AS MATERIALIZED (
+    SELECT coalesce(last.sequence_number, 0) AS version, last.aggregate_type
+      FROM (SELECT) AS one
+      LEFT JOIN LATERAL (
+            SELECT h.sequence_number, h.aggregate_type FROM forgeerp.events h
+             WHERE h.tenant_id = $2 AND h.aggregate_id = $4
+             ORDER BY h.sequence_number DESC LIMIT 1) AS last ON true
+)
+INSERT INTO forgeerp.events AS e
+    (transaction_id, tenant_id, aggregate_type, aggregate_id, sequence_number,
+     event_id, event_type, event_version, payload, metadata, occurred_at, recorded_at)
+SELECT $1, $2, $3, $4, head.version + b.ord,
+       coalesce((b.ev ->> 'event_id')::uuid, pg_catalog.gen_random_uuid()),
+       b.ev ->> 'event_type',
+       coalesce((b.ev ->> 'event_version')::integer, 1),
+       b.ev -> 'payload',
+       coalesce(nullif(b.ev -> 'metadata', 'null'::jsonb), '{}'::jsonb),
+       coalesce((b.ev ->> 'occurred_at')::timestamptz, pg_catalog.now()),
+       pg_catalog.now()
+  FROM head, pg_catalog.jsonb_array_elements($6) WITH ORDINALITY AS b (ev, ord)
+ WHERE (head.aggregate_type IS NULL OR head.aggregate_type = $3)
+   AND CASE WHEN $5 IS NULL THEN true
+            WHEN $5 = 0     THEN head.version = 0
+            WHEN $5 = -1    THEN head.version >= 1
+            ELSE head.version = $5 END
+ ORDER BY b.ord
+RETURNING e.event_id, e.sequence_number, e.global_position, e.transaction_id, e.recorded_at
