@@ -25,6 +25,7 @@ AS $$
 DECLARE
     horizon bigint;
     tenant  uuid := read_all.tenant_id;
+    bound   text;
 BEGIN
     IF after_transaction IS NULL OR after_position IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'ES003',
@@ -36,7 +37,13 @@ BEGIN
             MESSAGE = format('max_count must not be negative, got %s', max_count);
     END IF;
     IF tenant IS NULL THEN
-        tenant := forgeerp.bound_tenant()::uuid;  -- bound: only the bound tenant's events
+        -- Bound: only the bound tenant's events.
+        bound := forgeerp.bound_tenant();
+        IF bound !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+            RAISE EXCEPTION USING ERRCODE = 'ES002',
+                MESSAGE = format('this transaction is bound to %L, which is not a tenant id', bound);
+        END IF;
+        tenant := bound::uuid;
     ELSE
         PERFORM forgeerp.check_tenant(tenant);
     END IF;

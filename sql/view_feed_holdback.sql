@@ -1,21 +1,26 @@
--- What holds the feed back: sessions whose transaction (or snapshot) is older
--- than the feed horizon's candidates. The oldest row is the one every feed
--- reader is waiting for; end that transaction and the feed moves on.
+-- What holds the feed back: every transaction with an xid that is still in
+-- flight, sessions and prepared transactions alike, oldest first. read_all
+-- returns nothing at or after the first row's transaction_id until it ends.
 CREATE VIEW forgeerp.feed_holdback AS
-SELECT a.pid,
-       a.usename,
-       a.datname,
+SELECT 'session'::text               AS kind,
+       a.pid,
+       NULL::text                    AS gid,
+       a.usename::text               AS role,
+       a.datname::text               AS database,
        a.application_name,
        a.state,
-       a.backend_xid::text::bigint  AS transaction_id,
-       a.backend_xmin::text::bigint AS snapshot_xmin,
-       a.xact_start,
-       now() - a.xact_start          AS transaction_age,
+       a.backend_xid::text::bigint   AS transaction_id,
+       a.xact_start                  AS started_at,
+       now() - a.xact_start          AS age,
        a.query
   FROM pg_catalog.pg_stat_activity a
  WHERE a.backend_xid IS NOT NULL
    AND a.pid <> pg_catalog.pg_backend_pid()
- ORDER BY pg_catalog.age(a.backend_xid) DESC;
+UNION ALL
+SELECT 'prepared transaction', NULL, p.gid, p.owner::text, p.database::text, NULL, NULL,
+       p.transaction::text::bigint, p.prepared, now() - p.prepared, NULL
+  FROM pg_catalog.pg_prepared_xacts p
+ ORDER BY transaction_id;
 
 COMMENT ON VIEW forgeerp.feed_holdback IS
-    'Open write transactions, oldest first: each holds read_all back until it ends.';
+    'Open write transactions (sessions and prepared), oldest first: each holds read_all back until it ends.';

@@ -269,3 +269,24 @@ fn security_definer_functions_pin_their_search_path() {
         "append, load_stream, stream_version and read_all run as the owner"
     );
 }
+
+#[test]
+fn a_binding_that_is_not_a_tenant_id_refuses_everything() {
+    let mut db = connect();
+    let tenant = id();
+    for call in [
+        "SELECT count(*) FROM forgeerp.read_all()",
+        "SELECT count(*) FROM forgeerp.read_all(0, 0, 10, '6f1c1a52-8c36-4a4e-9d55-2a4a7c1f0b10')",
+        "SELECT count(*) FROM forgeerp.load_stream('6f1c1a52-8c36-4a4e-9d55-2a4a7c1f0b10', gen_random_uuid())",
+    ] {
+        let mut tx = db.transaction().unwrap();
+        tx.batch_execute("SET LOCAL forgeerp.tenant_id = 'nonsense'").unwrap();
+        let error = expect_state(tx.query_one(call, &[]), "ES002");
+        let said = format!("{} {}", error.message(), error.detail().unwrap_or_default());
+        assert!(said.contains("nonsense"), "{call}: {said}");
+    }
+    let mut tx = db.transaction().unwrap();
+    tx.batch_execute("SET LOCAL forgeerp.tenant_id = 'nonsense'")
+        .unwrap();
+    expect_state(append(&mut tx, tenant, "t", id(), None, &ticks(1)), "ES002");
+}

@@ -1,0 +1,2 @@
+\set stream random(1, 10000)
+INSERT INTO bench.events_floor (transaction_id, tenant_id, aggregate_type, aggregate_id, sequence_number, event_id, event_type, event_version, payload, metadata, occurred_at, recorded_at) VALUES (pg_current_xact_id()::text::bigint, '11111111-1111-4111-8111-111111111111', 'bench.item', ('00000000-0000-4000-8000-' || lpad(:stream::text, 12, '0'))::uuid, nextval('bench.floor_sequence_number'), gen_random_uuid(), 'StockReceived', 1, '{"quantity": 5, "sku": "BOLT-M8"}', '{}', now(), now());
