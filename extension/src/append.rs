@@ -10,7 +10,7 @@
 //! stores the whole batch after it. Batches that carry their own event ids
 //! add one statement that looks the ids up, for retry detection.
 
-use crate::batch::{self, canonical_uuid, EventBatch};
+use crate::batch::{self, EventBatch};
 use crate::error::{SqlState, StoreError};
 use crate::jsonb_text::JsonbText;
 use crate::notify;
@@ -162,8 +162,7 @@ fn required_uuid(value: Option<Uuid>, what: &str) -> Result<Uuid, StoreError> {
 }
 
 fn uuid_text(id: &Uuid) -> String {
-    let hex: String = id.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    canonical_uuid(&hex).expect("32 hex digits form a uuid")
+    batch::uuid_text(id.as_bytes())
 }
 
 /// The prepared statements of the append path, planned once per backend.

@@ -239,15 +239,24 @@ pub fn canonical_uuid(s: &str) -> Option<String> {
     if !hyphens_ok || hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let hex = hex.to_ascii_lowercase();
-    Some(format!(
+    let mut bytes = [0u8; 16];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(uuid_text(&bytes))
+}
+
+/// The canonical text (lower case, hyphenated) of a uuid's 16 bytes.
+pub fn uuid_text(bytes: &[u8; 16]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
         &hex[8..12],
         &hex[12..16],
         &hex[16..20],
         &hex[20..]
-    ))
+    )
 }
 
 /// A JSON value named for an error message: its kind and its first bytes.

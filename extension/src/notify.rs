@@ -14,6 +14,7 @@
 //! on, or when no worker can be started, the append notifies in its own
 //! transaction instead: Postgres delivers that at commit only, too.
 
+use crate::batch::uuid_text;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
 };
@@ -356,16 +357,4 @@ unsafe extern "C-unwind" fn release_slot(_code: std::ffi::c_int, arg: pg_sys::Da
             slot.requested_at = i64::MIN / 2;
         }
     }
-}
-
-fn uuid_text(bytes: &[u8; 16]) -> String {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
