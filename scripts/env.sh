@@ -7,7 +7,7 @@ ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 # else in a folder of its own under /var/tmp named after this checkout.
 if [[ -z "${FORGEERP_STATE:-}" ]]; then
     mkdir -p "$ROOT/target"
-    if runuser -u postgres -- test -x "$ROOT/target" 2>/dev/null; then
+    if (cd / && runuser -u postgres -- test -x "$ROOT/target") 2>/dev/null; then
         FORGEERP_STATE=$ROOT/target/cluster
     else
         FORGEERP_STATE=/var/tmp/forgeerp-$(printf '%s' "$ROOT" | md5sum | cut -c1-8)
@@ -18,3 +18,6 @@ export FORGEERP_PGPORT=${FORGEERP_PGPORT:-28815}
 export FORGEERP_PGDATA=${FORGEERP_PGDATA:-$FORGEERP_STATE/pgdata}
 export FORGEERP_PGSOCKET=${FORGEERP_PGSOCKET:-$FORGEERP_STATE/socket}
 export DATABASE_URL=${DATABASE_URL:-postgresql://postgres@127.0.0.1:$FORGEERP_PGPORT/forgeerp}
+
+# Runs a command as the postgres OS user (from /, which it can always enter).
+as_postgres() { (cd / && runuser -u postgres -- "$@"); }

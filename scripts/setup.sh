@@ -49,7 +49,7 @@ if [[ ! -f "$FORGEERP_PGDATA/PG_VERSION" ]]; then
     mkdir -p "$FORGEERP_PGDATA" "$FORGEERP_PGSOCKET"
     chown postgres:postgres "$FORGEERP_PGDATA" "$FORGEERP_PGSOCKET"
     chmod 700 "$FORGEERP_PGDATA"
-    runuser -u postgres -- "$PG_BIN/initdb" -D "$FORGEERP_PGDATA" -U postgres --auth=trust \
+    as_postgres "$PG_BIN/initdb" -D "$FORGEERP_PGDATA" -U postgres --auth=trust \
         --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 fi
 mkdir -p "$FORGEERP_PGSOCKET" && chown postgres:postgres "$FORGEERP_PGSOCKET"
@@ -69,16 +69,16 @@ grep -q "^include_if_exists = 'forgeerp.conf'" "$FORGEERP_PGDATA/postgresql.conf
     echo "include_if_exists = 'forgeerp.conf'" >> "$FORGEERP_PGDATA/postgresql.conf"
 
 library="$("$PG_CONFIG" --pkglibdir)/forgeerp.so"
-if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" status >/dev/null 2>&1; then
+if as_postgres "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" status >/dev/null 2>&1; then
     # A new library is only picked up by a restart (it is preloaded).
     if [[ "$library" -nt "$FORGEERP_PGDATA/postmaster.pid" ]]; then
         log "restarting the cluster for the new extension library"
-        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w -m fast restart \
+        as_postgres "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w -m fast restart \
             -l "$FORGEERP_PGDATA/server.log" >/dev/null
     fi
 else
     log "starting the cluster on port $FORGEERP_PGPORT"
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w start \
+    as_postgres "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w start \
         -l "$FORGEERP_PGDATA/server.log" >/dev/null
 fi
 

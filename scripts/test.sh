@@ -16,7 +16,7 @@ bash scripts/setup.sh
 echo "== tier 1: #[pg_test] units (cargo pgrx test)"
 # cargo pgrx test overwrites the installed library in place: stop the private
 # cluster, which has it loaded, first.
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w -m fast stop >/dev/null
+as_postgres "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w -m fast stop >/dev/null
 mkdir -p "$FORGEERP_STATE/pgrx-test" && chown postgres:postgres "$FORGEERP_STATE/pgrx-test"
 (cd extension && cargo pgrx test pg15 --runas postgres --pgdata "$FORGEERP_STATE/pgrx-test/pgdata") 2>&1 | tee -a "$LOG"
 
