@@ -2,7 +2,8 @@
 # Sets everything up (scripts/setup.sh) and runs every test:
 #   1. #[pg_test] units inside a backend (cargo pgrx test, its own cluster);
 #   2. the contract tests (tests/) against the private cluster with the
-#      release build of the extension installed.
+#      release build of the extension installed;
+#   3. the driver's tests (driver/), against the same cluster.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
@@ -26,11 +27,14 @@ bash scripts/setup.sh
 
 echo "== tier 2: contract tests against the private cluster"
 "$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres -tAc \
-    "SELECT format('DROP DATABASE %I WITH (FORCE);', datname) FROM pg_database WHERE datname LIKE 'forgeerp_test_%'" |
+    "SELECT format('DROP DATABASE %I WITH (FORCE);', datname) FROM pg_database WHERE datname LIKE 'forgeerp\\_%test\\_%'" |
     "$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres >/dev/null
 # One test at a time: the feed tests hold transactions open, which holds the
 # feed back for every other session of the cluster by design.
 cargo test -p forgeerp-server-tests -- --test-threads=1 2>&1 | tee -a "$LOG"
 
-# One closing line over both tiers.
+echo "== tier 3: the driver (forgeerp-infra): units, and both stores against the private cluster"
+cargo test -p forgeerp-infra 2>&1 | tee -a "$LOG"
+
+# One closing line over all tiers.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "forgeerp: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$LOG"

@@ -1,0 +1,135 @@
+//! The event store interface, its errors, and the stores behind it.
+
+pub mod in_memory;
+pub mod postgres;
+pub mod publishing;
+
+use crate::event::{FeedPosition, StoredEvent, UncommittedEvent};
+use crate::expected_version::ExpectedVersion;
+use crate::ids::{AggregateId, TenantId};
+use std::future::Future;
+
+/// Why the store refused or failed an operation.
+///
+/// Both stores return the same variant for the same situation; the Postgres
+/// store maps the extension's SQLSTATEs (`ES001`–`ES006`), never message text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventStoreError {
+    /// The stream was not at the expected version (ES001).
+    #[error(
+        "wrong expected version for aggregate {aggregate_id}: expected {expected}, actual {actual}"
+    )]
+    Concurrency {
+        aggregate_id: AggregateId,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+    /// A batch mixes tenants, or the tenant is not the bound one (ES002).
+    #[error("tenant isolation: {0}")]
+    TenantIsolation(String),
+    /// The batch is not valid: shape, sizes, limits (ES003).
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    /// An event id is reused other than by an exact retry (ES004).
+    #[error("duplicate event id: {0}")]
+    DuplicateEvent(String),
+    /// The stream has another aggregate type (ES005).
+    #[error("aggregate {aggregate_id} is not of type {requested:?}")]
+    AggregateTypeMismatch {
+        aggregate_id: AggregateId,
+        requested: String,
+    },
+    /// Something tried to change stored events (ES006).
+    #[error("the event store is append-only: {0}")]
+    AppendOnly(String),
+    /// A serialization failure or deadlock (40001, 40P01): retry the operation.
+    #[error("transaction conflict, retry: {0}")]
+    TransactionConflict(String),
+    /// Any other database error, with its SQLSTATE.
+    #[error("database error {sqlstate}: {message}")]
+    Database { sqlstate: String, message: String },
+    /// No connection could be had or it broke.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// A stored event could not be read back.
+    #[error("stored event could not be decoded: {0}")]
+    Decode(String),
+}
+
+/// An append-only, multi-tenant event store.
+pub trait EventStore: Send + Sync {
+    /// Appends a batch to one stream, all or nothing; returns the stored events.
+    fn append(
+        &self,
+        events: Vec<UncommittedEvent>,
+        expected: ExpectedVersion,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, EventStoreError>> + Send;
+
+    /// The events of one stream from sequence number `from` (1 = all), in order.
+    fn load_stream_from(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+        from: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, EventStoreError>> + Send;
+
+    /// All events of one stream, in order.
+    fn load_stream(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, EventStoreError>> + Send {
+        self.load_stream_from(tenant_id, aggregate_id, 1)
+    }
+
+    /// The stream's version: its last sequence number, 0 when empty.
+    fn stream_version(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+    ) -> impl Future<Output = Result<u64, EventStoreError>> + Send;
+
+    /// The global feed after `after`, at most `max` events, of one tenant or all.
+    fn read_all(
+        &self,
+        after: FeedPosition,
+        max: usize,
+        tenant_id: Option<TenantId>,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, EventStoreError>> + Send;
+}
+
+/// The stream a batch goes to: checked before any I/O.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BatchTarget {
+    pub tenant_id: TenantId,
+    pub aggregate_type: String,
+    pub aggregate_id: AggregateId,
+}
+
+/// All events of one append must share tenant, aggregate and aggregate type.
+pub(crate) fn batch_target(events: &[UncommittedEvent]) -> Result<BatchTarget, EventStoreError> {
+    let first = events.first().ok_or_else(|| {
+        EventStoreError::InvalidAppend("an append needs at least one event".into())
+    })?;
+    for event in &events[1..] {
+        if event.tenant_id != first.tenant_id {
+            return Err(EventStoreError::TenantIsolation(format!(
+                "one batch mixes tenants {} and {}",
+                first.tenant_id, event.tenant_id
+            )));
+        }
+        if event.aggregate_id != first.aggregate_id || event.aggregate_type != first.aggregate_type
+        {
+            return Err(EventStoreError::InvalidAppend(format!(
+                "one batch mixes streams: {} {} and {} {}",
+                first.aggregate_type, first.aggregate_id, event.aggregate_type, event.aggregate_id
+            )));
+        }
+    }
+    Ok(BatchTarget {
+        tenant_id: first.tenant_id,
+        aggregate_type: first.aggregate_type.clone(),
+        aggregate_id: first.aggregate_id,
+    })
+}

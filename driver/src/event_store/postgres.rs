@@ -1,0 +1,329 @@
+//! The event store in PostgreSQL, through the `forgeerp` extension's SQL
+//! contract only.
+//!
+//! Every call is one statement on a pooled connection, so one round trip. The
+//! tenant-scoped calls bind their (implicit) transaction to the tenant with
+//! `forgeerp.bind_tenant` inside that same statement, so a bug that passes the
+//! wrong tenant somewhere is stopped by the database (ES002).
+
+use super::{batch_target, EventStore, EventStoreError};
+use crate::event::{to_micros, EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
+use crate::expected_version::ExpectedVersion;
+use crate::ids::{AggregateId, EventId, TenantId};
+use chrono::{DateTime, SecondsFormat, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::{json, Value};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// The bound-tenant argument: `bind_tenant` runs before the function it feeds.
+const APPEND: &str = "SELECT a.* FROM forgeerp.append(\
+     (SELECT $1::uuid FROM forgeerp.bind_tenant($1::uuid)), $2, $3, $4, $5) AS a";
+const LOAD_STREAM: &str = "SELECT e.* FROM forgeerp.load_stream(\
+     (SELECT $1::uuid FROM forgeerp.bind_tenant($1::uuid)), $2, $3) AS e";
+const STREAM_VERSION: &str =
+    "SELECT forgeerp.stream_version((SELECT $1::uuid FROM forgeerp.bind_tenant($1::uuid)), $2)";
+const READ_ALL_TENANT: &str = "SELECT e.* FROM forgeerp.read_all($1, $2, $3, \
+     (SELECT $4::uuid FROM forgeerp.bind_tenant($4::uuid))) AS e";
+const READ_ALL: &str = "SELECT e.* FROM forgeerp.read_all($1, $2, $3) AS e";
+
+/// The Postgres event store over a deadpool-postgres pool.
+#[derive(Clone)]
+pub struct PgEventStore {
+    pool: Pool,
+}
+
+impl PgEventStore {
+    /// A store over an existing pool.
+    pub fn new(pool: Pool) -> Self {
+        PgEventStore { pool }
+    }
+
+    /// A store with its own pool of at most `max_connections` to `url`
+    /// (a libpq connection string or `postgresql://` URL).
+    pub fn connect(url: &str, max_connections: usize) -> Result<Self, EventStoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| EventStoreError::Connection(format!("bad database URL: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections)
+            .build()
+            .map_err(|e| EventStoreError::Connection(e.to_string()))?;
+        Ok(PgEventStore { pool })
+    }
+
+    /// The pool, for callers that need a connection of their own.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, EventStoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| EventStoreError::Connection(e.to_string()))
+    }
+
+    /// Runs `sql` and maps a failure to an `EventStoreError`.
+    async fn query_mapped(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, EventStoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(map_error)?;
+        client.query(&statement, params).await.map_err(map_error)
+    }
+}
+
+/// Maps a database error by its SQLSTATE (never by its text).
+fn map_error(error: tokio_postgres::Error) -> EventStoreError {
+    let Some(db) = error.as_db_error() else {
+        return EventStoreError::Connection(error.to_string());
+    };
+    let code = db.code();
+    let message = match db.detail() {
+        Some(detail) => format!("{} ({detail})", db.message()),
+        None => db.message().to_string(),
+    };
+    if *code == SqlState::from_code("ES002") {
+        EventStoreError::TenantIsolation(message)
+    } else if *code == SqlState::from_code("ES003") || *code == SqlState::UNTRANSLATABLE_CHARACTER {
+        EventStoreError::InvalidAppend(message)
+    } else if *code == SqlState::from_code("ES004") {
+        EventStoreError::DuplicateEvent(message)
+    } else if *code == SqlState::from_code("ES006") {
+        EventStoreError::AppendOnly(message)
+    } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+    {
+        EventStoreError::TransactionConflict(message)
+    } else {
+        EventStoreError::Database {
+            sqlstate: code.code().to_string(),
+            message,
+        }
+    }
+}
+
+fn row_to_event(row: &Row) -> Result<StoredEvent, EventStoreError> {
+    let decode = |e: String| EventStoreError::Decode(e);
+    let tenant: Uuid = row
+        .try_get("tenant_id")
+        .map_err(|e| decode(e.to_string()))?;
+    let aggregate: Uuid = row
+        .try_get("aggregate_id")
+        .map_err(|e| decode(e.to_string()))?;
+    let get = |name: &str| -> Result<i64, EventStoreError> {
+        row.try_get(name).map_err(|e| decode(e.to_string()))
+    };
+    Ok(EventEnvelope {
+        tenant_id: TenantId::new(tenant).map_err(|e| decode(e.to_string()))?,
+        aggregate_type: row
+            .try_get("aggregate_type")
+            .map_err(|e| decode(e.to_string()))?,
+        aggregate_id: AggregateId::new(aggregate).map_err(|e| decode(e.to_string()))?,
+        event_id: EventId(row.try_get("event_id").map_err(|e| decode(e.to_string()))?),
+        event_type: row
+            .try_get("event_type")
+            .map_err(|e| decode(e.to_string()))?,
+        event_version: row
+            .try_get::<_, i32>("event_version")
+            .map_err(|e| decode(e.to_string()))? as u32,
+        sequence_number: get("sequence_number")? as u64,
+        global_position: get("global_position")?,
+        transaction_id: get("transaction_id")?,
+        metadata: row.try_get("metadata").map_err(|e| decode(e.to_string()))?,
+        occurred_at: row
+            .try_get::<_, DateTime<Utc>>("occurred_at")
+            .map_err(|e| decode(e.to_string()))?,
+        recorded_at: row
+            .try_get::<_, DateTime<Utc>>("recorded_at")
+            .map_err(|e| decode(e.to_string()))?,
+        payload: row.try_get("payload").map_err(|e| decode(e.to_string()))?,
+    })
+}
+
+fn batch_json(events: &[UncommittedEvent]) -> Value {
+    Value::Array(
+        events
+            .iter()
+            .map(|e| {
+                json!({
+                    "event_type": e.event_type,
+                    "payload": e.payload,
+                    "event_id": e.event_id.0,
+                    "event_version": e.event_version,
+                    "metadata": e.metadata,
+                    "occurred_at": e.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                })
+            })
+            .collect(),
+    )
+}
+
+impl EventStore for PgEventStore {
+    async fn append(
+        &self,
+        events: Vec<UncommittedEvent>,
+        expected: ExpectedVersion,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+        let target = batch_target(&events)?;
+        let span = tracing::debug_span!(
+            "append",
+            tenant = %target.tenant_id,
+            aggregate = %target.aggregate_id,
+            events = events.len()
+        );
+        async {
+            let tenant = target.tenant_id.as_uuid();
+            let aggregate = target.aggregate_id.as_uuid();
+            let client = self.client().await?;
+            let statement = client.prepare_cached(APPEND).await.map_err(map_error)?;
+            let result = client
+                .query(
+                    &statement,
+                    &[
+                        &tenant,
+                        &target.aggregate_type,
+                        &aggregate,
+                        &expected.to_sql(),
+                        &batch_json(&events),
+                    ],
+                )
+                .await;
+            let rows = match result {
+                Ok(rows) => rows,
+                Err(error) => {
+                    let code = error.code().cloned();
+                    if code == Some(SqlState::from_code("ES001")) {
+                        // The actual version, asked for separately: the error
+                        // text is for people, not for parsing.
+                        let actual = self
+                            .stream_version(target.tenant_id, target.aggregate_id)
+                            .await?;
+                        return Err(EventStoreError::Concurrency {
+                            aggregate_id: target.aggregate_id,
+                            expected,
+                            actual,
+                        });
+                    }
+                    if code == Some(SqlState::from_code("ES005")) {
+                        return Err(EventStoreError::AggregateTypeMismatch {
+                            aggregate_id: target.aggregate_id,
+                            requested: target.aggregate_type.clone(),
+                        });
+                    }
+                    return Err(map_error(error));
+                }
+            };
+            rows.iter()
+                .zip(events)
+                .map(|(row, event)| {
+                    Ok(EventEnvelope {
+                        tenant_id: event.tenant_id,
+                        aggregate_type: event.aggregate_type,
+                        aggregate_id: event.aggregate_id,
+                        event_id: EventId(
+                            row.try_get("event_id")
+                                .map_err(|e| EventStoreError::Decode(e.to_string()))?,
+                        ),
+                        event_type: event.event_type,
+                        event_version: event.event_version,
+                        sequence_number: row
+                            .try_get::<_, i64>("sequence_number")
+                            .map_err(|e| EventStoreError::Decode(e.to_string()))?
+                            as u64,
+                        global_position: row
+                            .try_get("global_position")
+                            .map_err(|e| EventStoreError::Decode(e.to_string()))?,
+                        transaction_id: row
+                            .try_get("transaction_id")
+                            .map_err(|e| EventStoreError::Decode(e.to_string()))?,
+                        metadata: event.metadata,
+                        occurred_at: to_micros(event.occurred_at),
+                        recorded_at: row
+                            .try_get("recorded_at")
+                            .map_err(|e| EventStoreError::Decode(e.to_string()))?,
+                        payload: event.payload,
+                    })
+                })
+                .collect()
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn load_stream_from(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+        from: u64,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let rows = self
+            .query_mapped(
+                LOAD_STREAM,
+                &[&tenant_id.as_uuid(), &aggregate_id.as_uuid(), &from],
+            )
+            .await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    async fn stream_version(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+    ) -> Result<u64, EventStoreError> {
+        let rows = self
+            .query_mapped(
+                STREAM_VERSION,
+                &[&tenant_id.as_uuid(), &aggregate_id.as_uuid()],
+            )
+            .await?;
+        let version: i64 = rows[0]
+            .try_get(0)
+            .map_err(|e| EventStoreError::Decode(e.to_string()))?;
+        Ok(version as u64)
+    }
+
+    async fn read_all(
+        &self,
+        after: FeedPosition,
+        max: usize,
+        tenant_id: Option<TenantId>,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+        let max = i32::try_from(max).unwrap_or(i32::MAX);
+        let rows = match tenant_id {
+            Some(tenant) => {
+                self.query_mapped(
+                    READ_ALL_TENANT,
+                    &[
+                        &after.transaction_id,
+                        &after.global_position,
+                        &max,
+                        &tenant.as_uuid(),
+                    ],
+                )
+                .await?
+            }
+            None => {
+                self.query_mapped(
+                    READ_ALL,
+                    &[&after.transaction_id, &after.global_position, &max],
+                )
+                .await?
+            }
+        };
+        rows.iter().map(row_to_event).collect()
+    }
+}

@@ -1,0 +1,421 @@
+//! The inventory domain: one `InventoryItem` aggregate per stock-keeping unit.
+//!
+//! Invariants: on-hand stock never goes negative; nothing is reserved or
+//! shipped beyond what is available (on hand minus reserved); nothing happens
+//! to an item after it is discontinued, and nothing before it is created.
+
+use crate::aggregate::Aggregate;
+use crate::event::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+/// What an inventory item can be asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InventoryCommand {
+    CreateItem {
+        sku: String,
+        name: String,
+    },
+    ReceiveStock {
+        quantity: i64,
+    },
+    /// A correction after a count: `delta` may be negative.
+    AdjustStock {
+        delta: i64,
+        reason: String,
+    },
+    ReserveStock {
+        quantity: i64,
+    },
+    ReleaseReservation {
+        quantity: i64,
+    },
+    /// Ships reserved stock first, then available stock.
+    ShipStock {
+        quantity: i64,
+    },
+    Discontinue,
+}
+
+/// What happened to an inventory item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event_type")]
+pub enum InventoryEvent {
+    ItemCreated { sku: String, name: String },
+    StockReceived { quantity: i64 },
+    StockAdjusted { delta: i64, reason: String },
+    StockReserved { quantity: i64 },
+    ReservationReleased { quantity: i64 },
+    StockShipped { quantity: i64 },
+    ItemDiscontinued,
+}
+
+impl DomainEvent for InventoryEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            InventoryEvent::ItemCreated { .. } => "ItemCreated",
+            InventoryEvent::StockReceived { .. } => "StockReceived",
+            InventoryEvent::StockAdjusted { .. } => "StockAdjusted",
+            InventoryEvent::StockReserved { .. } => "StockReserved",
+            InventoryEvent::ReservationReleased { .. } => "ReservationReleased",
+            InventoryEvent::StockShipped { .. } => "StockShipped",
+            InventoryEvent::ItemDiscontinued => "ItemDiscontinued",
+        }
+    }
+}
+
+/// Why an inventory command is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InventoryError {
+    #[error("the item does not exist yet")]
+    NotCreated,
+    #[error("the item exists already (SKU {sku})")]
+    AlreadyCreated { sku: String },
+    #[error("the item is discontinued")]
+    Discontinued,
+    #[error("SKU and name must not be empty")]
+    MissingSkuOrName,
+    #[error("quantity must be positive, got {quantity}")]
+    NonPositiveQuantity { quantity: i64 },
+    #[error("an adjustment must change the stock and give a reason")]
+    EmptyAdjustment,
+    #[error("on-hand stock would become negative: {on_hand} on hand, change {delta}")]
+    NegativeStock { on_hand: i64, delta: i64 },
+    #[error("only {available} available, {requested} requested")]
+    InsufficientStock { requested: i64, available: i64 },
+    #[error("only {reserved} reserved, {requested} to release")]
+    ReleaseExceedsReservation { requested: i64, reserved: i64 },
+}
+
+/// The state of one inventory item.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InventoryItem {
+    pub sku: Option<String>,
+    pub name: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub discontinued: bool,
+}
+
+impl InventoryItem {
+    /// Stock that can still be reserved or shipped.
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+
+    fn live(&self) -> Result<(), InventoryError> {
+        match (&self.sku, self.discontinued) {
+            (None, _) => Err(InventoryError::NotCreated),
+            (_, true) => Err(InventoryError::Discontinued),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn positive(quantity: i64) -> Result<i64, InventoryError> {
+    if quantity > 0 {
+        Ok(quantity)
+    } else {
+        Err(InventoryError::NonPositiveQuantity { quantity })
+    }
+}
+
+impl Aggregate for InventoryItem {
+    const AGGREGATE_TYPE: &'static str = "inventory.item";
+    type Command = InventoryCommand;
+    type Event = InventoryEvent;
+    type Error = InventoryError;
+
+    fn handle(&self, command: &InventoryCommand) -> Result<Vec<InventoryEvent>, InventoryError> {
+        use InventoryCommand as C;
+        use InventoryEvent as E;
+        if let C::CreateItem { sku, name } = command {
+            if let Some(existing) = &self.sku {
+                return Err(InventoryError::AlreadyCreated {
+                    sku: existing.clone(),
+                });
+            }
+            if sku.trim().is_empty() || name.trim().is_empty() {
+                return Err(InventoryError::MissingSkuOrName);
+            }
+            return Ok(vec![E::ItemCreated {
+                sku: sku.clone(),
+                name: name.clone(),
+            }]);
+        }
+        self.live()?;
+        Ok(vec![match command {
+            C::CreateItem { .. } => unreachable!("handled above"),
+            C::ReceiveStock { quantity } => E::StockReceived {
+                quantity: positive(*quantity)?,
+            },
+            C::AdjustStock { delta, reason } => {
+                if *delta == 0 || reason.trim().is_empty() {
+                    return Err(InventoryError::EmptyAdjustment);
+                }
+                if self.on_hand + delta < self.reserved.max(0) {
+                    return Err(InventoryError::NegativeStock {
+                        on_hand: self.on_hand,
+                        delta: *delta,
+                    });
+                }
+                E::StockAdjusted {
+                    delta: *delta,
+                    reason: reason.clone(),
+                }
+            }
+            C::ReserveStock { quantity } => {
+                let quantity = positive(*quantity)?;
+                if quantity > self.available() {
+                    return Err(InventoryError::InsufficientStock {
+                        requested: quantity,
+                        available: self.available(),
+                    });
+                }
+                E::StockReserved { quantity }
+            }
+            C::ReleaseReservation { quantity } => {
+                let quantity = positive(*quantity)?;
+                if quantity > self.reserved {
+                    return Err(InventoryError::ReleaseExceedsReservation {
+                        requested: quantity,
+                        reserved: self.reserved,
+                    });
+                }
+                E::ReservationReleased { quantity }
+            }
+            C::ShipStock { quantity } => {
+                let quantity = positive(*quantity)?;
+                if quantity > self.on_hand {
+                    return Err(InventoryError::InsufficientStock {
+                        requested: quantity,
+                        available: self.on_hand,
+                    });
+                }
+                E::StockShipped { quantity }
+            }
+            C::Discontinue => E::ItemDiscontinued,
+        }])
+    }
+
+    fn apply(mut self, event: &InventoryEvent) -> Self {
+        match event {
+            InventoryEvent::ItemCreated { sku, name } => {
+                self.sku = Some(sku.clone());
+                self.name = name.clone();
+            }
+            InventoryEvent::StockReceived { quantity } => self.on_hand += quantity,
+            InventoryEvent::StockAdjusted { delta, .. } => self.on_hand += delta,
+            InventoryEvent::StockReserved { quantity } => self.reserved += quantity,
+            InventoryEvent::ReservationReleased { quantity } => self.reserved -= quantity,
+            InventoryEvent::StockShipped { quantity } => {
+                // Shipping consumes reservations first.
+                self.reserved -= (*quantity).min(self.reserved);
+                self.on_hand -= quantity;
+            }
+            InventoryEvent::ItemDiscontinued => self.discontinued = true,
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InventoryCommand as C;
+    use super::InventoryEvent as E;
+    use super::*;
+
+    /// given `history`, when `command`, then the result.
+    fn given_when(history: &[E], command: C) -> Result<Vec<E>, InventoryError> {
+        InventoryItem::rehydrate(history).handle(&command)
+    }
+
+    fn created() -> E {
+        E::ItemCreated {
+            sku: "BOLT-M8".into(),
+            name: "M8 bolt".into(),
+        }
+    }
+
+    #[test]
+    fn an_item_is_created_once() {
+        assert_eq!(
+            given_when(
+                &[],
+                C::CreateItem {
+                    sku: "BOLT-M8".into(),
+                    name: "M8 bolt".into()
+                }
+            ),
+            Ok(vec![created()])
+        );
+        assert_eq!(
+            given_when(
+                &[created()],
+                C::CreateItem {
+                    sku: "X".into(),
+                    name: "Y".into()
+                }
+            ),
+            Err(InventoryError::AlreadyCreated {
+                sku: "BOLT-M8".into()
+            })
+        );
+        assert_eq!(
+            given_when(
+                &[],
+                C::CreateItem {
+                    sku: " ".into(),
+                    name: "Y".into()
+                }
+            ),
+            Err(InventoryError::MissingSkuOrName)
+        );
+    }
+
+    #[test]
+    fn nothing_happens_before_creation_or_after_discontinuation() {
+        assert_eq!(
+            given_when(&[], C::ReceiveStock { quantity: 1 }),
+            Err(InventoryError::NotCreated)
+        );
+        let gone = [created(), E::ItemDiscontinued];
+        for command in [
+            C::ReceiveStock { quantity: 1 },
+            C::ShipStock { quantity: 1 },
+            C::Discontinue,
+        ] {
+            assert_eq!(
+                given_when(&gone, command),
+                Err(InventoryError::Discontinued)
+            );
+        }
+    }
+
+    #[test]
+    fn quantities_must_be_positive() {
+        for command in [
+            C::ReceiveStock { quantity: 0 },
+            C::ReserveStock { quantity: -2 },
+            C::ShipStock { quantity: 0 },
+        ] {
+            assert!(matches!(
+                given_when(&[created()], command),
+                Err(InventoryError::NonPositiveQuantity { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn no_shipping_or_reserving_more_than_there_is() {
+        let stocked = [
+            created(),
+            E::StockReceived { quantity: 10 },
+            E::StockReserved { quantity: 4 },
+        ];
+        assert_eq!(
+            given_when(&stocked, C::ReserveStock { quantity: 7 }),
+            Err(InventoryError::InsufficientStock {
+                requested: 7,
+                available: 6
+            })
+        );
+        assert_eq!(
+            given_when(&stocked, C::ShipStock { quantity: 11 }),
+            Err(InventoryError::InsufficientStock {
+                requested: 11,
+                available: 10
+            })
+        );
+        assert_eq!(
+            given_when(&stocked, C::ShipStock { quantity: 10 }),
+            Ok(vec![E::StockShipped { quantity: 10 }])
+        );
+        assert_eq!(
+            given_when(&stocked, C::ReleaseReservation { quantity: 5 }),
+            Err(InventoryError::ReleaseExceedsReservation {
+                requested: 5,
+                reserved: 4
+            })
+        );
+    }
+
+    #[test]
+    fn adjustments_never_take_stock_below_zero_or_below_reservations() {
+        let stocked = [
+            created(),
+            E::StockReceived { quantity: 5 },
+            E::StockReserved { quantity: 2 },
+        ];
+        assert_eq!(
+            given_when(
+                &stocked,
+                C::AdjustStock {
+                    delta: -4,
+                    reason: "count".into()
+                }
+            ),
+            Err(InventoryError::NegativeStock {
+                on_hand: 5,
+                delta: -4
+            })
+        );
+        assert_eq!(
+            given_when(
+                &stocked,
+                C::AdjustStock {
+                    delta: -3,
+                    reason: "count".into()
+                }
+            ),
+            Ok(vec![E::StockAdjusted {
+                delta: -3,
+                reason: "count".into()
+            }])
+        );
+        assert_eq!(
+            given_when(
+                &stocked,
+                C::AdjustStock {
+                    delta: 0,
+                    reason: "x".into()
+                }
+            ),
+            Err(InventoryError::EmptyAdjustment)
+        );
+    }
+
+    #[test]
+    fn state_follows_the_events() {
+        let item = InventoryItem::rehydrate(&[
+            created(),
+            E::StockReceived { quantity: 100 },
+            E::StockReserved { quantity: 30 },
+            E::StockShipped { quantity: 20 },
+            E::ReservationReleased { quantity: 5 },
+            E::StockAdjusted {
+                delta: -1,
+                reason: "broken".into(),
+            },
+        ]);
+        assert_eq!((item.on_hand, item.reserved, item.available()), (79, 5, 74));
+    }
+
+    #[test]
+    fn events_travel_as_type_and_payload() {
+        let event = E::StockAdjusted {
+            delta: -3,
+            reason: "count".into(),
+        };
+        let payload = event.to_payload().unwrap();
+        assert_eq!(payload, serde_json::json!({"delta": -3, "reason": "count"}));
+        assert_eq!(
+            E::from_payload(event.event_type(), &payload).unwrap(),
+            event
+        );
+        assert_eq!(
+            E::from_payload("ItemDiscontinued", &serde_json::json!({})).unwrap(),
+            E::ItemDiscontinued
+        );
+        assert!(E::from_payload("NoSuchEvent", &serde_json::json!({})).is_err());
+    }
+}

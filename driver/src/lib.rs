@@ -1,0 +1,43 @@
+//! `forgeerp-infra`: the driver of the forgeerp event store.
+//!
+//! Domain modules ([`ids`], [`expected_version`], [`event`], [`aggregate`],
+//! [`inventory`]) are pure and import nothing from the infrastructure
+//! modules ([`event_store`], [`event_bus`], [`command_dispatcher`]).
+//!
+//! ```no_run
+//! use forgeerp_infra::{CommandDispatcher, PgEventStore, TenantId, AggregateId, RetryPolicy};
+//! use forgeerp_infra::inventory::{InventoryCommand, InventoryItem};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PgEventStore::connect("postgresql://postgres@127.0.0.1:28815/forgeerp", 8)?;
+//! let dispatcher = CommandDispatcher::new(store).with_retry(RetryPolicy::attempts(3));
+//! let (tenant, item) = (TenantId::random(), AggregateId::random());
+//! dispatcher
+//!     .dispatch::<InventoryItem>(tenant, item, &InventoryCommand::CreateItem { sku: "BOLT-M8".into(), name: "M8 bolt".into() })
+//!     .await?;
+//! let done = dispatcher.dispatch::<InventoryItem>(tenant, item, &InventoryCommand::ReceiveStock { quantity: 500 }).await?;
+//! assert_eq!(done.state.on_hand, 500);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod aggregate;
+pub mod command_dispatcher;
+pub mod event;
+pub mod event_bus;
+pub mod event_store;
+pub mod expected_version;
+pub mod ids;
+pub mod inventory;
+
+pub use aggregate::Aggregate;
+pub use command_dispatcher::{CommandDispatcher, DispatchError, Dispatched, RetryPolicy};
+pub use event::{DomainEvent, EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
+pub use event_bus::in_memory::InMemoryEventBus;
+pub use event_bus::{EventBus, PublishError};
+pub use event_store::in_memory::InMemoryEventStore;
+pub use event_store::postgres::PgEventStore;
+pub use event_store::publishing::PublishingEventStore;
+pub use event_store::{EventStore, EventStoreError};
+pub use expected_version::ExpectedVersion;
+pub use ids::{AggregateId, EventId, InvalidId, TenantId};
