@@ -133,3 +133,46 @@ pub(crate) fn batch_target(events: &[UncommittedEvent]) -> Result<BatchTarget, E
         aggregate_id: first.aggregate_id,
     })
 }
+
+macro_rules! delegate_event_store {
+    ($($wrapper:ty),*) => {$(
+        /// A shared store is a store.
+        impl<S: EventStore> EventStore for $wrapper {
+            fn append(
+                &self,
+                events: Vec<UncommittedEvent>,
+                expected: ExpectedVersion,
+            ) -> impl Future<Output = Result<Vec<StoredEvent>, EventStoreError>> + Send {
+                (**self).append(events, expected)
+            }
+
+            fn load_stream_from(
+                &self,
+                tenant_id: TenantId,
+                aggregate_id: AggregateId,
+                from: u64,
+            ) -> impl Future<Output = Result<Vec<StoredEvent>, EventStoreError>> + Send {
+                (**self).load_stream_from(tenant_id, aggregate_id, from)
+            }
+
+            fn stream_version(
+                &self,
+                tenant_id: TenantId,
+                aggregate_id: AggregateId,
+            ) -> impl Future<Output = Result<u64, EventStoreError>> + Send {
+                (**self).stream_version(tenant_id, aggregate_id)
+            }
+
+            fn read_all(
+                &self,
+                after: FeedPosition,
+                max: usize,
+                tenant_id: Option<TenantId>,
+            ) -> impl Future<Output = Result<Vec<StoredEvent>, EventStoreError>> + Send {
+                (**self).read_all(after, max, tenant_id)
+            }
+        }
+    )*};
+}
+
+delegate_event_store!(&S, std::sync::Arc<S>);
