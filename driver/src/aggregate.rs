@@ -6,7 +6,7 @@ use crate::event::DomainEvent;
 ///
 /// Both are pure, so an aggregate is tested with given (events) / when
 /// (command) / then (events or error), with no store at all.
-pub trait Aggregate: Default + Send + Sync {
+pub trait Aggregate: Default + Clone + Send + Sync + 'static {
     /// The stream's `aggregate_type`, fixed for life.
     const AGGREGATE_TYPE: &'static str;
     /// What the aggregate can be asked to do.

@@ -6,6 +6,9 @@ use crate::event_store::{EventStore, EventStoreError};
 use crate::expected_version::ExpectedVersion;
 use crate::ids::{AggregateId, TenantId};
 use serde_json::Value;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use tracing::Instrument;
 
 /// How often a command is decided again after losing a race.
@@ -58,22 +61,31 @@ pub struct Dispatched<A> {
     pub state: A,
     /// The events appended (empty when the command decided nothing).
     pub events: Vec<StoredEvent>,
-    /// How many attempts it took.
+    /// How many decisions on a freshly read state it took (1 without a lost race).
     pub attempts: u32,
 }
 
 /// Runs commands against aggregates kept in an `EventStore`.
+///
+/// It keeps the last state it saw of each aggregate (up to a bounded number
+/// of aggregates) and decides on it without loading: the append's expected
+/// version proves the state was current. When it was not (another writer got
+/// in), or when the command is refused, the dispatcher first catches up with
+/// the stream and decides again; only a race lost on a state just read
+/// counts as an attempt of the retry policy.
 pub struct CommandDispatcher<S> {
     store: S,
     retry: RetryPolicy,
+    cache: StateCache,
 }
 
 impl<S: EventStore> CommandDispatcher<S> {
-    /// A dispatcher that does not retry lost races.
+    /// A dispatcher that does not retry lost races and caches up to 4096 aggregates.
     pub fn new(store: S) -> Self {
         CommandDispatcher {
             store,
             retry: RetryPolicy::NONE,
+            cache: StateCache::new(4096),
         }
     }
 
@@ -83,20 +95,44 @@ impl<S: EventStore> CommandDispatcher<S> {
         self
     }
 
+    /// The same dispatcher keeping at most `aggregates` states (0: load every time).
+    pub fn with_cache_capacity(mut self, aggregates: usize) -> Self {
+        self.cache = StateCache::new(aggregates);
+        self
+    }
+
     /// The store behind it.
     pub fn store(&self) -> &S {
         &self.store
     }
 
-    /// Loads and checks a stream, and rebuilds the aggregate from it.
+    /// Loads and checks a whole stream, and rebuilds the aggregate from it.
     pub async fn load<A: Aggregate>(
         &self,
         tenant_id: TenantId,
         aggregate_id: AggregateId,
     ) -> Result<(A, u64), DispatchError<A::Error>> {
-        let stored = self.store.load_stream(tenant_id, aggregate_id).await?;
-        let events = check_stream::<A>(tenant_id, aggregate_id, &stored)?;
-        Ok((A::rehydrate(&events), stored.len() as u64))
+        self.catch_up(tenant_id, aggregate_id, A::default(), 0)
+            .await
+    }
+
+    /// Applies the events after `version` to `state`, checking that they follow on.
+    async fn catch_up<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+        state: A,
+        version: u64,
+    ) -> Result<(A, u64), DispatchError<A::Error>> {
+        let stored = self
+            .store
+            .load_stream_from(tenant_id, aggregate_id, version + 1)
+            .await?;
+        let events = check_stream::<A>(tenant_id, aggregate_id, version, &stored)?;
+        let version = version + events.len() as u64;
+        let state = events.iter().fold(state, |state, event| state.apply(event));
+        self.cache.put(tenant_id, aggregate_id, &state, version);
+        Ok((state, version))
     }
 
     /// Carries out `command` on aggregate `aggregate_id` of `tenant_id`.
@@ -125,11 +161,28 @@ impl<S: EventStore> CommandDispatcher<S> {
     ) -> Result<Dispatched<A>, DispatchError<A::Error>> {
         let span = tracing::info_span!("command", tenant = %tenant_id, aggregate = %aggregate_id, aggregate_type = A::AGGREGATE_TYPE);
         async {
-            let mut attempts = 0;
+            let (mut state, mut version, mut fresh) =
+                match self.cache.get::<A>(tenant_id, aggregate_id) {
+                    Some((state, version)) => (state, version, false),
+                    None => {
+                        let (state, version) = self.load::<A>(tenant_id, aggregate_id).await?;
+                        (state, version, true)
+                    }
+                };
+            let mut attempts = 1;
             loop {
-                attempts += 1;
-                let (state, version) = self.load::<A>(tenant_id, aggregate_id).await?;
-                let decided = state.handle(command).map_err(DispatchError::Domain)?;
+                let decided = match state.handle(command) {
+                    Ok(decided) => decided,
+                    // A refusal must rest on the current state, not a cached one.
+                    Err(_) if !fresh => {
+                        (state, version) = self
+                            .catch_up(tenant_id, aggregate_id, state, version)
+                            .await?;
+                        fresh = true;
+                        continue;
+                    }
+                    Err(refusal) => return Err(DispatchError::Domain(refusal)),
+                };
                 if decided.is_empty() {
                     return Ok(Dispatched {
                         state,
@@ -162,6 +215,12 @@ impl<S: EventStore> CommandDispatcher<S> {
                         let state = decided
                             .iter()
                             .fold(state, |state, event| state.apply(event));
+                        self.cache.put(
+                            tenant_id,
+                            aggregate_id,
+                            &state,
+                            version + stored.len() as u64,
+                        );
                         return Ok(Dispatched {
                             state,
                             events: stored,
@@ -169,13 +228,27 @@ impl<S: EventStore> CommandDispatcher<S> {
                         });
                     }
                     Err(
+                        EventStoreError::Concurrency { .. }
+                        | EventStoreError::TransactionConflict(_),
+                    ) if !fresh => {
+                        tracing::debug!("cached state was stale; catching up");
+                    }
+                    Err(
                         error @ (EventStoreError::Concurrency { .. }
                         | EventStoreError::TransactionConflict(_)),
                     ) if attempts < self.retry.max_attempts => {
                         tracing::debug!(%error, attempts, "lost a race; deciding again");
+                        attempts += 1;
                     }
-                    Err(error) => return Err(error.into()),
+                    Err(error) => {
+                        self.cache.forget(tenant_id, aggregate_id);
+                        return Err(error.into());
+                    }
                 }
+                (state, version) = self
+                    .catch_up(tenant_id, aggregate_id, state, version)
+                    .await?;
+                fresh = true;
             }
         }
         .instrument(span)
@@ -183,11 +256,80 @@ impl<S: EventStore> CommandDispatcher<S> {
     }
 }
 
-/// Checks a loaded stream (right tenant, aggregate and type; sequence numbers
-/// 1..n with no gap or repeat) and decodes its events.
+/// A cached state (as `Any`) and its version, per aggregate type and stream.
+type CachedStates = HashMap<(TypeId, TenantId, AggregateId), (Box<dyn Any + Send + Sync>, u64)>;
+
+/// The last state seen of each aggregate, bounded; a miss just means a load.
+struct StateCache {
+    capacity: usize,
+    entries: Mutex<CachedStates>,
+}
+
+impl StateCache {
+    fn new(capacity: usize) -> Self {
+        StateCache {
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CachedStates> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+    ) -> Option<(A, u64)> {
+        let entries = self.lock();
+        let (state, version) = entries.get(&(TypeId::of::<A>(), tenant_id, aggregate_id))?;
+        state
+            .downcast_ref::<A>()
+            .map(|state| (state.clone(), *version))
+    }
+
+    fn put<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+        state: &A,
+        version: u64,
+    ) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.lock();
+        let key = (TypeId::of::<A>(), tenant_id, aggregate_id);
+        if entries
+            .get(&key)
+            .is_some_and(|(_, cached)| *cached >= version)
+        {
+            return; // never go back to an older state
+        }
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            // Full: drop an arbitrary entry; it is only a cache.
+            if let Some(victim) = entries.keys().next().copied() {
+                entries.remove(&victim);
+            }
+        }
+        entries.insert(key, (Box::new(state.clone()), version));
+    }
+
+    fn forget(&self, tenant_id: TenantId, aggregate_id: AggregateId) {
+        self.lock()
+            .retain(|(_, t, a), _| !(*t == tenant_id && *a == aggregate_id));
+    }
+}
+
+/// Checks loaded events (right tenant, aggregate and type; sequence numbers
+/// after+1, after+2, … with no gap or repeat) and decodes them.
 fn check_stream<A: Aggregate>(
     tenant_id: TenantId,
     aggregate_id: AggregateId,
+    after: u64,
     stored: &[StoredEvent],
 ) -> Result<Vec<A::Event>, DispatchError<A::Error>> {
     let invalid = |reason: String| DispatchError::InvalidStream {
@@ -219,7 +361,7 @@ fn check_stream<A: Aggregate>(
                     A::AGGREGATE_TYPE
                 )));
             }
-            let expected = i as u64 + 1;
+            let expected = after + i as u64 + 1;
             if event.sequence_number != expected {
                 return Err(invalid(format!(
                     "sequence number {} where {expected} belongs (gap or repeat)",

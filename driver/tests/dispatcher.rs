@@ -446,3 +446,124 @@ async fn a_lost_race_is_reported_or_retried_as_configured() {
         "bounded: {exhausted:?}"
     );
 }
+
+/// Counts the loads that reach the store.
+struct CountingStore {
+    inner: InMemoryEventStore,
+    loads: std::sync::atomic::AtomicUsize,
+}
+
+impl EventStore for CountingStore {
+    async fn append(
+        &self,
+        events: Vec<UncommittedEvent>,
+        expected: ExpectedVersion,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+        self.inner.append(events, expected).await
+    }
+    async fn load_stream_from(
+        &self,
+        t: TenantId,
+        a: AggregateId,
+        from: u64,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.load_stream_from(t, a, from).await
+    }
+    async fn stream_version(&self, t: TenantId, a: AggregateId) -> Result<u64, EventStoreError> {
+        self.inner.stream_version(t, a).await
+    }
+    async fn read_all(
+        &self,
+        after: FeedPosition,
+        max: usize,
+        t: Option<TenantId>,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+        self.inner.read_all(after, max, t).await
+    }
+}
+
+fn loads(store: &CountingStore) -> usize {
+    store.loads.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn a_current_cached_state_is_decided_on_without_loading() {
+    let store = CountingStore {
+        inner: InMemoryEventStore::new(),
+        loads: 0.into(),
+    };
+    let dispatcher = CommandDispatcher::new(&store);
+    let (tenant, item) = (TenantId::random(), AggregateId::random());
+    dispatcher
+        .dispatch::<InventoryItem>(tenant, item, &create())
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        dispatcher
+            .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 2 })
+            .await
+            .unwrap();
+    }
+    assert_eq!(loads(&store), 1, "only the first command loads");
+
+    let uncached = CommandDispatcher::new(&store).with_cache_capacity(0);
+    uncached
+        .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 2 })
+        .await
+        .unwrap();
+    uncached
+        .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 2 })
+        .await
+        .unwrap();
+    assert_eq!(loads(&store), 3, "without a cache every command loads");
+}
+
+#[tokio::test]
+async fn a_stale_cached_state_catches_up_before_appending_or_refusing() {
+    let store = CountingStore {
+        inner: InMemoryEventStore::new(),
+        loads: 0.into(),
+    };
+    let (tenant, item) = (TenantId::random(), AggregateId::random());
+    let ours = CommandDispatcher::new(&store);
+    let theirs = CommandDispatcher::new(&store);
+    ours.dispatch::<InventoryItem>(tenant, item, &create())
+        .await
+        .unwrap();
+
+    // Another writer receives stock; our cache still says 0 on hand.
+    theirs
+        .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 10 })
+        .await
+        .unwrap();
+    let shipped = ours
+        .dispatch::<InventoryItem>(tenant, item, &C::ShipStock { quantity: 5 })
+        .await
+        .unwrap();
+    assert_eq!(
+        shipped.state.on_hand, 5,
+        "the refusal on the stale state was re-checked on the current one"
+    );
+    assert_eq!(shipped.events[0].sequence_number, 3);
+
+    // Another writer ships; our cached state (version 3) is stale again.
+    theirs
+        .dispatch::<InventoryItem>(tenant, item, &C::ShipStock { quantity: 1 })
+        .await
+        .unwrap();
+    let received = ours
+        .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 1 })
+        .await
+        .unwrap();
+    assert_eq!(
+        (received.state.on_hand, received.attempts),
+        (5, 1),
+        "a stale cache is not a lost race"
+    );
+    let (truth, version) = CommandDispatcher::new(&store)
+        .load::<InventoryItem>(tenant, item)
+        .await
+        .unwrap();
+    assert_eq!((truth, version), (received.state, 5));
+}
