@@ -45,8 +45,11 @@ pub enum DispatchError<E: std::error::Error + 'static> {
     /// The stored stream is not one this aggregate can be rebuilt from.
     #[error("stream {aggregate_id} of tenant {tenant_id} cannot be trusted: {reason}")]
     InvalidStream {
+        /// The tenant whose stream it is.
         tenant_id: TenantId,
+        /// The aggregate whose stream it is.
         aggregate_id: AggregateId,
+        /// What is wrong with it.
         reason: String,
     },
     /// The store failed or refused (a lost race is `Concurrency`).

@@ -9,16 +9,23 @@ use serde_json::{Map, Value};
 /// An event not yet appended: everything but its place in the store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UncommittedEvent {
+    /// The tenant the event belongs to.
     pub tenant_id: TenantId,
+    /// The stream's aggregate type (the same for the stream's life).
     pub aggregate_type: String,
+    /// The aggregate, i.e. the stream within the tenant.
     pub aggregate_id: AggregateId,
+    /// The event's own id; reusing it makes an append a retry or a duplicate.
     pub event_id: EventId,
+    /// What happened, e.g. `StockReceived`.
     pub event_type: String,
     /// Schema version of the payload (1 or more).
     pub event_version: u32,
+    /// The event's data: a JSON object.
     pub payload: Value,
     /// Correlation id, causation id, actor, …: always a JSON object.
     pub metadata: Value,
+    /// When it happened in the world (microsecond precision).
     pub occurred_at: DateTime<Utc>,
 }
 
@@ -77,11 +84,17 @@ pub fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
 /// A stored event with its payload as `T`, and its place in the store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventEnvelope<T> {
+    /// The tenant the event belongs to.
     pub tenant_id: TenantId,
+    /// The stream's aggregate type (the same for the stream's life).
     pub aggregate_type: String,
+    /// The aggregate, i.e. the stream within the tenant.
     pub aggregate_id: AggregateId,
+    /// The event's own id; reusing it makes an append a retry or a duplicate.
     pub event_id: EventId,
+    /// What happened, e.g. `StockReceived`.
     pub event_type: String,
+    /// Schema version of the payload.
     pub event_version: u32,
     /// 1, 2, 3, … within the stream.
     pub sequence_number: u64,
@@ -90,9 +103,13 @@ pub struct EventEnvelope<T> {
     /// The appending transaction (`xid8`); the feed is ordered by
     /// (transaction_id, global_position).
     pub transaction_id: i64,
+    /// Correlation id, causation id, actor, …: a JSON object.
     pub metadata: Value,
+    /// When it happened in the world (microsecond precision).
     pub occurred_at: DateTime<Utc>,
+    /// When the store recorded it (the appending transaction's time).
     pub recorded_at: DateTime<Utc>,
+    /// The event's data: a JSON object.
     pub payload: T,
 }
 
@@ -141,7 +158,9 @@ impl<T> EventEnvelope<T> {
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 pub struct FeedPosition {
+    /// The transaction id of the last event read (0 at the start).
     pub transaction_id: i64,
+    /// The global position of the last event read (0 at the start).
     pub global_position: i64,
 }
 

@@ -11,41 +11,83 @@ use serde::{Deserialize, Serialize};
 /// What an inventory item can be asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InventoryCommand {
+    /// Start tracking an item.
     CreateItem {
+        /// Stock-keeping unit, e.g. `BOLT-M8`.
         sku: String,
+        /// Human-readable name.
         name: String,
     },
+    /// Goods arrived.
     ReceiveStock {
+        /// Units received (positive).
         quantity: i64,
     },
-    /// A correction after a count: `delta` may be negative.
+    /// A correction after a count.
     AdjustStock {
+        /// Units added (positive) or removed (negative).
         delta: i64,
+        /// Why, for the audit trail.
         reason: String,
     },
+    /// Set stock aside for an order.
     ReserveStock {
+        /// Units to reserve (positive).
         quantity: i64,
     },
+    /// Give reserved stock back.
     ReleaseReservation {
+        /// Units to release (positive).
         quantity: i64,
     },
-    /// Ships reserved stock first, then available stock.
+    /// Goods left: consumes reservations first, then available stock.
     ShipStock {
+        /// Units shipped (positive).
         quantity: i64,
     },
+    /// Stop all movement of the item for good.
     Discontinue,
 }
 
-/// What happened to an inventory item.
+/// What happened to an inventory item (`event_type` is the variant name).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event_type")]
 pub enum InventoryEvent {
-    ItemCreated { sku: String, name: String },
-    StockReceived { quantity: i64 },
-    StockAdjusted { delta: i64, reason: String },
-    StockReserved { quantity: i64 },
-    ReservationReleased { quantity: i64 },
-    StockShipped { quantity: i64 },
+    /// The item exists.
+    ItemCreated {
+        /// Stock-keeping unit.
+        sku: String,
+        /// Human-readable name.
+        name: String,
+    },
+    /// Stock arrived.
+    StockReceived {
+        /// Units received.
+        quantity: i64,
+    },
+    /// Stock was corrected.
+    StockAdjusted {
+        /// Units added or removed.
+        delta: i64,
+        /// Why.
+        reason: String,
+    },
+    /// Stock was set aside.
+    StockReserved {
+        /// Units reserved.
+        quantity: i64,
+    },
+    /// Reserved stock was given back.
+    ReservationReleased {
+        /// Units released.
+        quantity: i64,
+    },
+    /// Stock left the warehouse.
+    StockShipped {
+        /// Units shipped.
+        quantity: i64,
+    },
+    /// The item takes no more movements.
     ItemDiscontinued,
 }
 
@@ -66,33 +108,68 @@ impl DomainEvent for InventoryEvent {
 /// Why an inventory command is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InventoryError {
+    /// Anything but `CreateItem` before the item exists.
     #[error("the item does not exist yet")]
     NotCreated,
+    /// `CreateItem` twice.
     #[error("the item exists already (SKU {sku})")]
-    AlreadyCreated { sku: String },
+    AlreadyCreated {
+        /// The SKU it was created with.
+        sku: String,
+    },
+    /// Anything after `Discontinue`.
     #[error("the item is discontinued")]
     Discontinued,
+    /// `CreateItem` without SKU or name.
     #[error("SKU and name must not be empty")]
     MissingSkuOrName,
+    /// A zero or negative quantity.
     #[error("quantity must be positive, got {quantity}")]
-    NonPositiveQuantity { quantity: i64 },
+    NonPositiveQuantity {
+        /// The quantity given.
+        quantity: i64,
+    },
+    /// An adjustment of 0, or without a reason.
     #[error("an adjustment must change the stock and give a reason")]
     EmptyAdjustment,
+    /// An adjustment below zero or below what is reserved.
     #[error("on-hand stock would become negative: {on_hand} on hand, change {delta}")]
-    NegativeStock { on_hand: i64, delta: i64 },
+    NegativeStock {
+        /// Units on hand.
+        on_hand: i64,
+        /// The change asked for.
+        delta: i64,
+    },
+    /// Reserving or shipping more than there is.
     #[error("only {available} available, {requested} requested")]
-    InsufficientStock { requested: i64, available: i64 },
+    InsufficientStock {
+        /// Units asked for.
+        requested: i64,
+        /// Units there are.
+        available: i64,
+    },
+    /// Releasing more than is reserved.
     #[error("only {reserved} reserved, {requested} to release")]
-    ReleaseExceedsReservation { requested: i64, reserved: i64 },
+    ReleaseExceedsReservation {
+        /// Units asked for.
+        requested: i64,
+        /// Units reserved.
+        reserved: i64,
+    },
 }
 
 /// The state of one inventory item.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InventoryItem {
+    /// Its SKU, once created.
     pub sku: Option<String>,
+    /// Its name.
     pub name: String,
+    /// Units in the warehouse.
     pub on_hand: i64,
+    /// Units of `on_hand` set aside.
     pub reserved: i64,
+    /// No more movements.
     pub discontinued: bool,
 }
 

@@ -21,6 +21,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod aggregate;
 pub mod command_dispatcher;
 pub mod event;

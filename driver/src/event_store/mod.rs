@@ -21,8 +21,11 @@ pub enum EventStoreError {
         "wrong expected version for aggregate {aggregate_id}: expected {expected}, actual {actual}"
     )]
     Concurrency {
+        /// The stream's aggregate.
         aggregate_id: AggregateId,
+        /// What the append expected.
         expected: ExpectedVersion,
+        /// The stream's version when the conflict was reported.
         actual: u64,
     },
     /// A batch mixes tenants, or the tenant is not the bound one (ES002).
@@ -37,7 +40,9 @@ pub enum EventStoreError {
     /// The stream has another aggregate type (ES005).
     #[error("aggregate {aggregate_id} is not of type {requested:?}")]
     AggregateTypeMismatch {
+        /// The stream's aggregate.
         aggregate_id: AggregateId,
+        /// The aggregate type the append named.
         requested: String,
     },
     /// Something tried to change stored events (ES006).
@@ -48,7 +53,12 @@ pub enum EventStoreError {
     TransactionConflict(String),
     /// Any other database error, with its SQLSTATE.
     #[error("database error {sqlstate}: {message}")]
-    Database { sqlstate: String, message: String },
+    Database {
+        /// The five-character SQLSTATE.
+        sqlstate: String,
+        /// The server's message (and detail).
+        message: String,
+    },
     /// No connection could be had or it broke.
     #[error("connection failed: {0}")]
     Connection(String),
