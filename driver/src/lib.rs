@@ -43,3 +43,31 @@ pub use event_store::publishing::PublishingEventStore;
 pub use event_store::{EventStore, EventStoreError};
 pub use expected_version::ExpectedVersion;
 pub use ids::{AggregateId, EventId, InvalidId, TenantId};
+
+#[cfg(test)]
+mod boundary {
+    /// The domain modules and their source.
+    const DOMAIN: [(&str, &str); 5] = [
+        ("ids", include_str!("ids.rs")),
+        ("expected_version", include_str!("expected_version.rs")),
+        ("event", include_str!("event.rs")),
+        ("aggregate", include_str!("aggregate.rs")),
+        ("inventory", include_str!("inventory.rs")),
+    ];
+
+    #[test]
+    fn domain_modules_import_no_infrastructure() {
+        for (module, source) in DOMAIN {
+            for infrastructure in [
+                "crate::event_store",
+                "crate::event_bus",
+                "crate::command_dispatcher",
+                "tokio",
+                "deadpool",
+                "tracing",
+            ] {
+                assert!(!source.contains(infrastructure), "domain module {module} uses {infrastructure}");
+            }
+        }
+    }
+}
