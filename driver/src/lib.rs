@@ -66,7 +66,10 @@ mod boundary {
                 "deadpool",
                 "tracing",
             ] {
-                assert!(!source.contains(infrastructure), "domain module {module} uses {infrastructure}");
+                assert!(
+                    !source.contains(infrastructure),
+                    "domain module {module} uses {infrastructure}"
+                );
             }
         }
     }

@@ -375,3 +375,44 @@ async fn an_unreachable_server_is_an_error_not_a_panic() {
     ));
     let _ = InMemoryEventStore::new();
 }
+
+#[tokio::test]
+async fn database_errors_map_to_their_variants_by_sqlstate() {
+    let url = common::database_url().await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let error = |sql: &'static str| {
+        let client = &client;
+        async move { EventStoreError::from(client.batch_execute(sql).await.unwrap_err()) }
+    };
+    assert!(matches!(
+        error("DELETE FROM forgeerp.events").await,
+        EventStoreError::AppendOnly(_)
+    ));
+    assert!(matches!(
+        error("TRUNCATE forgeerp.events").await,
+        EventStoreError::AppendOnly(_)
+    ));
+    assert!(matches!(
+        error("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40001'; END $$").await,
+        EventStoreError::TransactionConflict(_)
+    ));
+    assert!(matches!(
+        error("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40P01'; END $$").await,
+        EventStoreError::TransactionConflict(_)
+    ));
+    assert!(matches!(
+        error("SELECT forgeerp.bind_tenant(NULL)").await,
+        EventStoreError::InvalidAppend(_)
+    ));
+    match error("SELECT 1/0").await {
+        EventStoreError::Database { sqlstate, .. } => assert_eq!(sqlstate, "22012"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        error("BEGIN; SELECT forgeerp.bind_tenant(gen_random_uuid()); SELECT forgeerp.bind_tenant(gen_random_uuid())").await,
+        EventStoreError::TenantIsolation(_)
+    ));
+}

@@ -85,7 +85,14 @@ impl PgEventStore {
     }
 }
 
-/// Maps a database error by its SQLSTATE (never by its text).
+/// Maps a database error by its SQLSTATE (never by its text), also for
+/// callers that run SQL of their own against the store's tables.
+impl From<tokio_postgres::Error> for EventStoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        map_error(error)
+    }
+}
+
 fn map_error(error: tokio_postgres::Error) -> EventStoreError {
     let Some(db) = error.as_db_error() else {
         return EventStoreError::Connection(error.to_string());
