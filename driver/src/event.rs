@@ -76,6 +76,33 @@ impl UncommittedEvent {
     }
 }
 
+impl UncommittedEvent {
+    /// The event as stored at the given place.
+    pub fn into_stored(
+        self,
+        sequence_number: u64,
+        global_position: i64,
+        transaction_id: i64,
+        recorded_at: DateTime<Utc>,
+    ) -> StoredEvent {
+        EventEnvelope {
+            tenant_id: self.tenant_id,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            event_id: self.event_id,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            sequence_number,
+            global_position,
+            transaction_id,
+            metadata: self.metadata,
+            occurred_at: to_micros(self.occurred_at),
+            recorded_at,
+            payload: self.payload,
+        }
+    }
+}
+
 /// `at` cut to the microsecond, the precision of a Postgres `timestamptz`.
 pub fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(6)

@@ -7,7 +7,7 @@
 //! a few bytes shorter than Postgres' `jsonb` text of the same value.
 
 use super::{batch_target, EventStore, EventStoreError};
-use crate::event::{to_micros, EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
+use crate::event::{to_micros, FeedPosition, StoredEvent, UncommittedEvent};
 use crate::expected_version::ExpectedVersion;
 use crate::ids::{AggregateId, EventId, TenantId};
 use chrono::Utc;
@@ -225,21 +225,12 @@ impl EventStore for InMemoryEventStore {
         let mut stored = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
             let at = state.events.len();
-            let envelope = EventEnvelope {
-                tenant_id: event.tenant_id,
-                aggregate_type: event.aggregate_type,
-                aggregate_id: event.aggregate_id,
-                event_id: event.event_id,
-                event_type: event.event_type,
-                event_version: event.event_version,
-                sequence_number: version + 1 + i as u64,
-                global_position: at as i64 + 1,
+            let envelope = event.into_stored(
+                version + 1 + i as u64,
+                at as i64 + 1,
                 transaction_id,
-                metadata: event.metadata,
-                occurred_at: to_micros(event.occurred_at),
                 recorded_at,
-                payload: event.payload,
-            };
+            );
             state
                 .ids
                 .insert((envelope.tenant_id, envelope.event_id), at);

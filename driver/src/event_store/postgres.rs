@@ -7,7 +7,7 @@
 //! wrong tenant somewhere is stopped by the database (ES002).
 
 use super::{batch_target, EventStore, EventStoreError};
-use crate::event::{to_micros, EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
+use crate::event::{EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
 use crate::expected_version::ExpectedVersion;
 use crate::ids::{AggregateId, EventId, TenantId};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -233,36 +233,18 @@ impl EventStore for PgEventStore {
                     return Err(map_error(error));
                 }
             };
+            // The batch carries its event ids, so the rows line up with it.
             rows.iter()
                 .zip(events)
                 .map(|(row, event)| {
-                    Ok(EventEnvelope {
-                        tenant_id: event.tenant_id,
-                        aggregate_type: event.aggregate_type,
-                        aggregate_id: event.aggregate_id,
-                        event_id: EventId(
-                            row.try_get("event_id")
-                                .map_err(|e| EventStoreError::Decode(e.to_string()))?,
-                        ),
-                        event_type: event.event_type,
-                        event_version: event.event_version,
-                        sequence_number: row
-                            .try_get::<_, i64>("sequence_number")
-                            .map_err(|e| EventStoreError::Decode(e.to_string()))?
-                            as u64,
-                        global_position: row
-                            .try_get("global_position")
-                            .map_err(|e| EventStoreError::Decode(e.to_string()))?,
-                        transaction_id: row
-                            .try_get("transaction_id")
-                            .map_err(|e| EventStoreError::Decode(e.to_string()))?,
-                        metadata: event.metadata,
-                        occurred_at: to_micros(event.occurred_at),
-                        recorded_at: row
-                            .try_get("recorded_at")
-                            .map_err(|e| EventStoreError::Decode(e.to_string()))?,
-                        payload: event.payload,
-                    })
+                    let decode = |e: tokio_postgres::Error| EventStoreError::Decode(e.to_string());
+                    let sequence_number: i64 = row.try_get("sequence_number").map_err(decode)?;
+                    Ok(event.into_stored(
+                        sequence_number as u64,
+                        row.try_get("global_position").map_err(decode)?,
+                        row.try_get("transaction_id").map_err(decode)?,
+                        row.try_get("recorded_at").map_err(decode)?,
+                    ))
                 })
                 .collect()
         }
