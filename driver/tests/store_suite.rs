@@ -416,3 +416,33 @@ async fn database_errors_map_to_their_variants_by_sqlstate() {
         EventStoreError::TenantIsolation(_)
     ));
 }
+
+#[tokio::test]
+async fn a_stored_row_the_driver_cannot_represent_is_a_decode_error() {
+    // Only a superuser writing around `append` can store a nil aggregate id;
+    // reading it back must be an error, not a panic.
+    let url = common::database_url().await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let tenant = TenantId::random();
+    client
+        .execute(
+            "INSERT INTO forgeerp.events (transaction_id, tenant_id, aggregate_type, aggregate_id, sequence_number,
+                                          event_id, event_type, event_version, payload, occurred_at, recorded_at)
+             VALUES (pg_current_xact_id()::text::bigint, $1, 't', '00000000-0000-0000-0000-000000000000', 1,
+                     gen_random_uuid(), 'A', 1, '{}', now(), now())",
+            &[&tenant.as_uuid()],
+        )
+        .await
+        .unwrap();
+    let store = common::pg_store().await;
+    let result = store
+        .read_all(FeedPosition::default(), 10, Some(tenant))
+        .await;
+    assert!(
+        matches!(result, Err(EventStoreError::Decode(_))),
+        "{result:?}"
+    );
+}
