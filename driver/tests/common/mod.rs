@@ -16,29 +16,42 @@ pub fn admin_base() -> String {
 
 /// Connection string of this process's test database, created on first use.
 pub async fn database_url() -> String {
-    static NAME: OnceCell<String> = OnceCell::const_new();
-    let name = NAME
-        .get_or_init(|| async {
-            let name = format!("forgeerp_driver_test_{}", std::process::id());
-            let (admin, connection) = tokio_postgres::connect(&format!("{} dbname=postgres", admin_base()), tokio_postgres::NoTls)
-                .await
-                .expect("cannot reach the test server: run scripts/setup.sh first (or set FORGEERP_TEST_ADMIN)");
-            let driver = tokio::spawn(connection);
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
-            admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-            drop(admin);
-            let _ = driver.await;
-            let (db, connection) = tokio_postgres::connect(&format!("{} dbname={name}", admin_base()), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            let driver = tokio::spawn(connection);
-            db.batch_execute("CREATE EXTENSION forgeerp").await.unwrap();
-            drop(db);
-            let _ = driver.await;
-            name
-        })
-        .await;
-    format!("{} dbname={name}", admin_base())
+    static URL: OnceCell<String> = OnceCell::const_new();
+    URL.get_or_init(|| fresh_database("")).await.clone()
+}
+
+/// Creates (again) the database `forgeerp_driver_test_<pid><suffix>` with the
+/// extension; returns its connection string.
+pub async fn fresh_database(suffix: &str) -> String {
+    let name = format!("forgeerp_driver_test_{}{suffix}", std::process::id());
+    let (admin, connection) = tokio_postgres::connect(
+        &format!("{} dbname=postgres", admin_base()),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect(
+        "cannot reach the test server: run scripts/setup.sh first (or set FORGEERP_TEST_ADMIN)",
+    );
+    let driver = tokio::spawn(connection);
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    drop(admin);
+    let _ = driver.await;
+    let url = format!("{} dbname={name}", admin_base());
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    db.batch_execute("CREATE EXTENSION forgeerp").await.unwrap();
+    drop(db);
+    let _ = driver.await;
+    url
 }
 
 /// A Postgres store on the test database.
