@@ -4,6 +4,7 @@
 //! are idempotent and can always re-read the feed (`EventStore::read_all`).
 
 pub mod in_memory;
+pub mod pg_notify;
 
 use crate::event::StoredEvent;
 use std::future::Future;

@@ -122,7 +122,8 @@ fn map_error(error: tokio_postgres::Error) -> EventStoreError {
     }
 }
 
-fn row_to_event(row: &Row) -> Result<StoredEvent, EventStoreError> {
+/// An event record row (`load_stream`, `read_all`) as a `StoredEvent`.
+pub(crate) fn row_to_event(row: &Row) -> Result<StoredEvent, EventStoreError> {
     let decode = |e: String| EventStoreError::Decode(e);
     let tenant: Uuid = row
         .try_get("tenant_id")

@@ -1,0 +1,308 @@
+//! The Postgres bus: LISTEN/NOTIFY wake-ups, the feed as the truth.
+//!
+//! The extension notifies channel `forgeerp_events` after every committed
+//! append, so `publish` has nothing to do. A subscription owns a dedicated
+//! connection (a pooled one would drop notifications), `LISTEN`s, and on each
+//! wake-up — and every `poll_interval` as a fallback — reads
+//! `forgeerp.read_all` from its checkpoint. After a lost connection it
+//! reconnects with bounded exponential backoff and catches up from the
+//! checkpoint, so nothing committed meanwhile is missed. Delivery is in feed
+//! order, at least once (exactly once while the subscriber keeps running).
+
+use super::{EventBus, PublishError};
+use crate::event::{FeedPosition, StoredEvent};
+use crate::event_store::postgres::row_to_event;
+use crate::event_store::EventStoreError;
+use crate::ids::TenantId;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+/// First re-read after a wake-up that found nothing; doubles up to `RECHECK_LIMIT`.
+const RECHECK_FIRST: Duration = Duration::from_millis(20);
+const RECHECK_LIMIT: Duration = Duration::from_millis(640);
+
+/// How a subscription behaves.
+#[derive(Clone, Debug)]
+pub struct SubscriptionConfig {
+    /// Read the feed this often even without a wake-up.
+    pub poll_interval: Duration,
+    /// Events read per `read_all` call.
+    pub page_size: i32,
+    /// First wait before reconnecting; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest wait between reconnection attempts.
+    pub max_backoff: Duration,
+    /// Events buffered for a slow consumer before the reader waits.
+    pub buffer: usize,
+}
+
+impl Default for SubscriptionConfig {
+    fn default() -> Self {
+        SubscriptionConfig {
+            poll_interval: Duration::from_secs(1),
+            page_size: 500,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            buffer: 1024,
+        }
+    }
+}
+
+/// The bus over a Postgres database with the `forgeerp` extension.
+#[derive(Clone, Debug)]
+pub struct PgNotifyEventBus {
+    url: String,
+    config: SubscriptionConfig,
+}
+
+impl PgNotifyEventBus {
+    /// A bus on the database at `url` (libpq string or `postgresql://` URL).
+    pub fn new(url: impl Into<String>) -> Self {
+        PgNotifyEventBus {
+            url: url.into(),
+            config: SubscriptionConfig::default(),
+        }
+    }
+
+    /// The same bus with other subscription settings.
+    pub fn with_config(mut self, config: SubscriptionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Follows the feed after `from`, of one tenant or all.
+    pub fn subscribe(
+        &self,
+        from: FeedPosition,
+        tenant_id: Option<TenantId>,
+    ) -> PgNotifySubscription {
+        let (events, receiver) = mpsc::channel(self.config.buffer.max(1));
+        let (stop, stopped) = watch::channel(false);
+        let follower = Follower {
+            url: self.url.clone(),
+            config: self.config.clone(),
+            tenant_id,
+            position: from,
+            events,
+        };
+        PgNotifySubscription {
+            receiver,
+            stop,
+            task: Some(tokio::spawn(follower.run(stopped))),
+        }
+    }
+}
+
+impl EventBus for PgNotifyEventBus {
+    async fn publish(&self, _event: &StoredEvent) -> Result<(), PublishError> {
+        // The database notified listeners when the append committed.
+        Ok(())
+    }
+}
+
+/// A running subscription: events in feed order.
+pub struct PgNotifySubscription {
+    receiver: mpsc::Receiver<StoredEvent>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl PgNotifySubscription {
+    /// The next event; None once the subscription has stopped.
+    pub async fn recv(&mut self) -> Option<StoredEvent> {
+        self.receiver.recv().await
+    }
+
+    /// Stops following the feed and waits for the reader to finish.
+    pub async fn close(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for PgNotifySubscription {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// The task behind a subscription.
+struct Follower {
+    url: String,
+    config: SubscriptionConfig,
+    tenant_id: Option<TenantId>,
+    position: FeedPosition,
+    events: mpsc::Sender<StoredEvent>,
+}
+
+/// Why one connected session of the follower ended.
+enum SessionEnd {
+    Stopped,
+    Lost(EventStoreError),
+}
+
+impl Follower {
+    async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+        let mut backoff = self.config.min_backoff;
+        loop {
+            match self.session(&mut stopped).await {
+                SessionEnd::Stopped => return,
+                SessionEnd::Lost(error) => {
+                    tracing::warn!(%error, retry_in = ?backoff, "feed subscription lost its connection");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stopped.changed() => return,
+            }
+            backoff = (backoff * 2).min(self.config.max_backoff);
+            if self.events.is_closed() {
+                return;
+            }
+        }
+    }
+
+    /// One connection: LISTEN, catch up, then read on every wake-up or tick.
+    async fn session(&mut self, stopped: &mut watch::Receiver<bool>) -> SessionEnd {
+        let lost = |e: tokio_postgres::Error| SessionEnd::Lost(EventStoreError::from(e));
+        let (client, mut connection) = match tokio_postgres::connect(&self.url, NoTls).await {
+            Ok(pair) => pair,
+            Err(e) => return lost(e),
+        };
+        let (wake, mut woken) = mpsc::unbounded_channel::<()>();
+        let tenant_text = self.tenant_id.map(|t| t.to_string());
+        let driver = tokio::spawn(async move {
+            while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        // Wake for our tenant, for "any tenant" (null), or for anything we cannot read.
+                        let for_us = match (
+                            &tenant_text,
+                            serde_json::from_str::<serde_json::Value>(n.payload()),
+                        ) {
+                            (Some(tenant), Ok(payload)) => {
+                                payload["tenant_id"].as_str().is_none_or(|t| t == tenant)
+                            }
+                            _ => true,
+                        };
+                        if for_us && wake.send(()).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        let result = async {
+            client.batch_execute("SET application_name = 'forgeerp-subscription'; LISTEN forgeerp_events").await?;
+            let read = match self.tenant_id {
+                Some(_) => client.prepare("SELECT e.* FROM forgeerp.read_all($1, $2, $3, $4) AS e").await?,
+                None => client.prepare("SELECT e.* FROM forgeerp.read_all($1, $2, $3) AS e").await?,
+            };
+            let mut tick = tokio::time::interval(self.config.poll_interval);
+            // After a wake-up whose read found nothing, read again soon: the
+            // event may be held back by an older transaction still in flight.
+            let mut recheck: Option<Duration> = None;
+            loop {
+                let delivered = self.catch_up(&client, &read).await?;
+                let Some(delivered) = delivered else {
+                    return Ok(true); // the consumer is gone
+                };
+                recheck = match (recheck, delivered) {
+                    (Some(delay), 0) if delay < RECHECK_LIMIT => Some(delay * 2),
+                    _ => None,
+                };
+                tokio::select! {
+                    woke = woken.recv() => {
+                        if woke.is_none() {
+                            return Err(Lost::Store(EventStoreError::Connection("notification stream ended".into())));
+                        }
+                        while woken.try_recv().is_ok() {} // one read serves every wake-up so far
+                        recheck = Some(RECHECK_FIRST / 2);
+                    }
+                    _ = tokio::time::sleep(recheck.unwrap_or(Duration::from_secs(3600))), if recheck.is_some() => {}
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => return Ok(true),
+                }
+            }
+        }
+        .await;
+        driver.abort();
+        match result {
+            Ok(_) => SessionEnd::Stopped,
+            Err(Lost::Db(e)) => lost(e),
+            Err(Lost::Store(e)) => SessionEnd::Lost(e),
+        }
+    }
+}
+
+impl Follower {
+    /// Pages through the feed after the checkpoint until it has nothing more.
+    /// Returns how many events were delivered, or None when the consumer is gone.
+    async fn catch_up(
+        &mut self,
+        client: &tokio_postgres::Client,
+        read: &tokio_postgres::Statement,
+    ) -> Result<Option<usize>, Lost> {
+        let mut delivered = 0;
+        loop {
+            let after = self.position;
+            let rows = match self.tenant_id {
+                Some(tenant) => {
+                    client
+                        .query(
+                            read,
+                            &[
+                                &after.transaction_id,
+                                &after.global_position,
+                                &self.config.page_size,
+                                &tenant.as_uuid(),
+                            ],
+                        )
+                        .await?
+                }
+                None => {
+                    client
+                        .query(
+                            read,
+                            &[
+                                &after.transaction_id,
+                                &after.global_position,
+                                &self.config.page_size,
+                            ],
+                        )
+                        .await?
+                }
+            };
+            for row in &rows {
+                let event = row_to_event(row).map_err(Lost::Store)?;
+                let position = event.position();
+                if self.events.send(event).await.is_err() {
+                    return Ok(None);
+                }
+                self.position = position;
+                delivered += 1;
+            }
+            if (rows.len() as i32) < self.config.page_size {
+                return Ok(Some(delivered));
+            }
+        }
+    }
+}
+
+/// An error that ends a session.
+enum Lost {
+    Db(tokio_postgres::Error),
+    Store(EventStoreError),
+}
+
+impl From<tokio_postgres::Error> for Lost {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Lost::Db(e)
+    }
+}
