@@ -31,6 +31,7 @@ pub mod event_store;
 pub mod expected_version;
 pub mod ids;
 pub mod inventory;
+pub mod read_model;
 
 pub use aggregate::Aggregate;
 pub use command_dispatcher::{CommandDispatcher, DispatchError, Dispatched, RetryPolicy};
@@ -44,6 +45,9 @@ pub use event_store::publishing::PublishingEventStore;
 pub use event_store::{EventStore, EventStoreError};
 pub use expected_version::ExpectedVersion;
 pub use ids::{AggregateId, EventId, InvalidId, TenantId};
+pub use read_model::tenant_store::{
+    InMemoryTenantStore, PgTenantStore, ReadModelError, TenantStore,
+};
 
 #[cfg(test)]
 mod boundary {

@@ -1,0 +1,202 @@
+//! Read models per tenant: one suite on both stores, and the database's
+//! second wall (row-level security) for application roles.
+
+mod common;
+
+use forgeerp_infra::{InMemoryTenantStore, PgTenantStore, ReadModelError, TenantId, TenantStore};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Stock {
+    on_hand: i64,
+    reserved: i64,
+}
+
+async fn pg_store(model: &str) -> PgTenantStore<String, Stock> {
+    let store = common::pg_store().await;
+    PgTenantStore::<String, Stock>::migrate(store.pool())
+        .await
+        .unwrap();
+    PgTenantStore::new(store.pool().clone(), model)
+}
+
+async fn entries_live_per_tenant<S: TenantStore<String, Stock>>(store: &S) {
+    let (a, b) = (TenantId::random(), TenantId::random());
+    let bolt = "BOLT-M8".to_string();
+    assert_eq!(store.get(a, &bolt).await.unwrap(), None);
+    store
+        .put(
+            a,
+            &bolt,
+            &Stock {
+                on_hand: 5,
+                reserved: 1,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            b,
+            &bolt,
+            &Stock {
+                on_hand: 99,
+                reserved: 0,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            a,
+            &bolt,
+            &Stock {
+                on_hand: 6,
+                reserved: 1,
+            },
+        )
+        .await
+        .unwrap(); // replace
+    store
+        .put(
+            a,
+            &"NUT-M8".to_string(),
+            &Stock {
+                on_hand: 2,
+                reserved: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(a, &bolt).await.unwrap(),
+        Some(Stock {
+            on_hand: 6,
+            reserved: 1
+        })
+    );
+    assert_eq!(
+        store.get(b, &bolt).await.unwrap(),
+        Some(Stock {
+            on_hand: 99,
+            reserved: 0
+        })
+    );
+    let keys: Vec<String> = store
+        .list(a)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, vec!["BOLT-M8".to_string(), "NUT-M8".to_string()]);
+
+    assert!(store.delete(a, &bolt).await.unwrap());
+    assert!(!store.delete(a, &bolt).await.unwrap());
+    assert_eq!(
+        store.get(b, &bolt).await.unwrap(),
+        Some(Stock {
+            on_hand: 99,
+            reserved: 0
+        }),
+        "b untouched"
+    );
+
+    assert_eq!(store.clear(a).await.unwrap(), 1);
+    assert!(store.list(a).await.unwrap().is_empty());
+    assert_eq!(
+        store.list(b).await.unwrap().len(),
+        1,
+        "clearing a tenant leaves the others"
+    );
+}
+
+#[tokio::test]
+async fn in_memory_entries_live_per_tenant() {
+    entries_live_per_tenant(&InMemoryTenantStore::<String, Stock>::new()).await;
+}
+
+#[tokio::test]
+async fn postgres_entries_live_per_tenant() {
+    entries_live_per_tenant(&pg_store("stock").await).await;
+}
+
+#[tokio::test]
+async fn read_models_of_different_names_do_not_meet() {
+    let (stock, other) = (pg_store("stock_a").await, pg_store("stock_b").await);
+    let tenant = TenantId::random();
+    stock
+        .put(
+            tenant,
+            &"K".to_string(),
+            &Stock {
+                on_hand: 1,
+                reserved: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.get(tenant, &"K".to_string()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn row_level_security_admits_only_the_bound_tenant() {
+    // Superusers bypass row-level security; an application role does not.
+    let store = pg_store("stock_rls").await;
+    let (mine, theirs) = (TenantId::random(), TenantId::random());
+    store
+        .put(
+            theirs,
+            &"SECRET".to_string(),
+            &Stock {
+                on_hand: 7,
+                reserved: 0,
+            },
+        )
+        .await
+        .unwrap();
+
+    let url = common::database_url().await;
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let role = format!("reader_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; SELECT forgeerp.grant_usage('{role}');
+             GRANT USAGE ON SCHEMA forgeerp_read TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON forgeerp_read.entries TO {role};"
+        ))
+        .await
+        .unwrap();
+    let (app, connection) =
+        tokio_postgres::connect(&format!("{url} user={role}"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    app.batch_execute(&format!("BEGIN; SELECT forgeerp.bind_tenant('{mine}')"))
+        .await
+        .unwrap();
+    let leaked = app
+        .query(
+            "SELECT * FROM forgeerp_read.entries WHERE tenant_id = $1",
+            &[&theirs.as_uuid()],
+        )
+        .await
+        .unwrap();
+    assert!(leaked.is_empty(), "another tenant's rows are invisible");
+    let written = app
+        .execute(
+            "INSERT INTO forgeerp_read.entries (model, tenant_id, key, value) VALUES ('stock_rls', $1, 'X', '{}')",
+            &[&theirs.as_uuid()],
+        )
+        .await
+        .unwrap_err();
+    match ReadModelError::from(written) {
+        ReadModelError::Database { sqlstate, .. } => {
+            assert_eq!(sqlstate, "42501", "refused by the policy")
+        }
+        other => panic!("{other:?}"),
+    }
+}
