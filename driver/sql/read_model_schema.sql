@@ -20,3 +20,48 @@ DROP POLICY IF EXISTS bound_tenant_only ON forgeerp_read.entries;
 CREATE POLICY bound_tenant_only ON forgeerp_read.entries
     USING (tenant_id::text = lower(current_setting('forgeerp.tenant_id', true)))
     WITH CHECK (tenant_id::text = lower(current_setting('forgeerp.tenant_id', true)));
+
+-- Where each projection (per tenant, or '*' for all tenants) has read the feed
+-- up to. Written in the same transaction as the projection's changes.
+CREATE TABLE IF NOT EXISTS forgeerp_read.checkpoints (
+    projection      text        NOT NULL,
+    tenant_key      text        NOT NULL,
+    transaction_id  bigint      NOT NULL,
+    global_position bigint      NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection, tenant_key)
+);
+
+-- Events a projection could not apply after its retries: kept for an
+-- operator, skipped by the worker.
+CREATE TABLE IF NOT EXISTS forgeerp_read.parked_events (
+    projection      text        NOT NULL,
+    tenant_id       uuid        NOT NULL,
+    event_id        uuid        NOT NULL,
+    aggregate_id    uuid        NOT NULL,
+    sequence_number bigint      NOT NULL,
+    transaction_id  bigint      NOT NULL,
+    global_position bigint      NOT NULL,
+    error           text        NOT NULL,
+    attempts        integer     NOT NULL,
+    parked_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection, event_id)
+);
+
+-- The stock levels of each item over time, for the anomaly detector.
+CREATE TABLE IF NOT EXISTS forgeerp_read.stock_history (
+    tenant_id       uuid        NOT NULL,
+    aggregate_id    uuid        NOT NULL,
+    sequence_number bigint      NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    on_hand         bigint      NOT NULL,
+    reserved        bigint      NOT NULL,
+    PRIMARY KEY (tenant_id, aggregate_id, sequence_number)
+);
+
+ALTER TABLE forgeerp_read.stock_history ENABLE ROW LEVEL SECURITY;
+ALTER TABLE forgeerp_read.stock_history FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS bound_tenant_only ON forgeerp_read.stock_history;
+CREATE POLICY bound_tenant_only ON forgeerp_read.stock_history
+    USING (tenant_id::text = lower(current_setting('forgeerp.tenant_id', true)))
+    WITH CHECK (tenant_id::text = lower(current_setting('forgeerp.tenant_id', true)));

@@ -31,7 +31,9 @@ pub mod event_store;
 pub mod expected_version;
 pub mod ids;
 pub mod inventory;
+pub mod projections;
 pub mod read_model;
+pub mod workers;
 
 pub use aggregate::Aggregate;
 pub use command_dispatcher::{CommandDispatcher, DispatchError, Dispatched, RetryPolicy};
@@ -45,8 +47,12 @@ pub use event_store::publishing::PublishingEventStore;
 pub use event_store::{EventStore, EventStoreError};
 pub use expected_version::ExpectedVersion;
 pub use ids::{AggregateId, EventId, InvalidId, TenantId};
+pub use projections::inventory_stock::{InventoryStockProjection, StockLevel, StockPoint};
 pub use read_model::tenant_store::{
     InMemoryTenantStore, PgTenantStore, ReadModelError, TenantStore,
+};
+pub use workers::projection_worker::{
+    PgProjection, ProjectionError, ProjectionWorker, WorkerConfig, WorkerHandle,
 };
 
 #[cfg(test)]

@@ -1,0 +1,272 @@
+//! `InventoryStockProjection`: current stock per item per tenant, and the
+//! history of stock levels (for the anomaly detector).
+//!
+//! The state of an item is the `InventoryItem` aggregate itself, rebuilt event
+//! by event with the aggregate's own `apply`, so the projection and the write
+//! side can never disagree about what an event means. Per (tenant, item) the
+//! last applied sequence number is kept: a duplicate is ignored, and a gap is
+//! healed by reading the missing events from the stream, never applied out of
+//! order.
+
+use crate::aggregate::Aggregate;
+use crate::event::{DomainEvent, FeedPosition, StoredEvent};
+use crate::event_store::postgres::row_to_event;
+use crate::ids::{AggregateId, TenantId};
+use crate::inventory::{InventoryEvent, InventoryItem};
+use crate::read_model::tenant_store::{PgTenantStore, ReadModelError, TenantStore};
+use crate::workers::projection_worker::{PgProjection, ProjectionError};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use serde::{Deserialize, Serialize};
+
+/// The read model's name (its rows in `forgeerp_read.entries`).
+pub const MODEL: &str = "inventory_stock";
+
+/// The stock of one item as the projection keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    /// The item's SKU.
+    pub sku: Option<String>,
+    /// The item's name.
+    pub name: String,
+    /// Units in the warehouse.
+    pub on_hand: i64,
+    /// Units set aside.
+    pub reserved: i64,
+    /// `on_hand - reserved`.
+    pub available: i64,
+    /// No more movements.
+    pub discontinued: bool,
+    /// The last sequence number applied.
+    pub last_sequence: u64,
+}
+
+impl StockLevel {
+    fn from_item(item: &InventoryItem, last_sequence: u64) -> Self {
+        StockLevel {
+            sku: item.sku.clone(),
+            name: item.name.clone(),
+            on_hand: item.on_hand,
+            reserved: item.reserved,
+            available: item.available(),
+            discontinued: item.discontinued,
+            last_sequence,
+        }
+    }
+
+    fn to_item(&self) -> InventoryItem {
+        InventoryItem {
+            sku: self.sku.clone(),
+            name: self.name.clone(),
+            on_hand: self.on_hand,
+            reserved: self.reserved,
+            discontinued: self.discontinued,
+        }
+    }
+}
+
+/// One point of an item's stock history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StockPoint {
+    /// The event that set this level.
+    pub sequence_number: u64,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Units on hand after it.
+    pub on_hand: i64,
+    /// Units reserved after it.
+    pub reserved: i64,
+}
+
+/// The inventory stock read model.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InventoryStockProjection;
+
+impl InventoryStockProjection {
+    /// Current stock of every item of `tenant_id`.
+    pub async fn stock(
+        pool: &Pool,
+        tenant_id: TenantId,
+    ) -> Result<Vec<(AggregateId, StockLevel)>, ReadModelError> {
+        PgTenantStore::<AggregateId, StockLevel>::new(pool.clone(), MODEL)
+            .list(tenant_id)
+            .await
+    }
+
+    /// The stock history of one item, oldest first.
+    pub async fn history(
+        pool: &Pool,
+        tenant_id: TenantId,
+        item: AggregateId,
+    ) -> Result<Vec<StockPoint>, ReadModelError> {
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| ReadModelError::Connection(e.to_string()))?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
+            .await?;
+        let rows = tx
+            .query(
+                "SELECT sequence_number, occurred_at, on_hand, reserved FROM forgeerp_read.stock_history
+                  WHERE tenant_id = $1 AND aggregate_id = $2 ORDER BY sequence_number",
+                &[&tenant_id.as_uuid(), &item.as_uuid()],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rows
+            .iter()
+            .map(|r| StockPoint {
+                sequence_number: r.get::<_, i64>(0) as u64,
+                occurred_at: r.get(1),
+                on_hand: r.get(2),
+                reserved: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Throws away `tenant_id`'s stock and history and replays its events:
+    /// the result equals what the live projection built. Returns the events applied.
+    pub async fn rebuild_tenant(pool: &Pool, tenant_id: TenantId) -> Result<u64, ProjectionError> {
+        let mut client = pool.get().await.map_err(|e| ProjectionError::Database {
+            sqlstate: String::new(),
+            message: e.to_string(),
+        })?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
+            .await?;
+        tx.execute(
+            "DELETE FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2",
+            &[&MODEL, &tenant_id.as_uuid()],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM forgeerp_read.stock_history WHERE tenant_id = $1",
+            &[&tenant_id.as_uuid()],
+        )
+        .await?;
+        let mut after = FeedPosition::default();
+        let mut applied = 0;
+        loop {
+            let rows = tx
+                .query(
+                    "SELECT e.* FROM forgeerp.read_all($1, $2, 1000, $3) AS e",
+                    &[
+                        &after.transaction_id,
+                        &after.global_position,
+                        &tenant_id.as_uuid(),
+                    ],
+                )
+                .await?;
+            for row in &rows {
+                let event =
+                    row_to_event(row).map_err(|e| ProjectionError::Decode(e.to_string()))?;
+                after = event.position();
+                InventoryStockProjection.apply(&tx, &event).await?;
+                applied += 1;
+            }
+            if rows.len() < 1000 {
+                break;
+            }
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Applies one event whose predecessors are applied.
+    async fn apply_next(
+        tx: &tokio_postgres::Transaction<'_>,
+        event: &StoredEvent,
+        level: &StockLevel,
+    ) -> Result<StockLevel, ProjectionError> {
+        let decoded =
+            InventoryEvent::from_payload(&event.event_type, &event.payload).map_err(|e| {
+                ProjectionError::Decode(format!("{} ({}): {e}", event.event_type, event.event_id))
+            })?;
+        let item = level.to_item().apply(&decoded);
+        let next = StockLevel::from_item(&item, event.sequence_number);
+        tx.execute(
+            "INSERT INTO forgeerp_read.stock_history (tenant_id, aggregate_id, sequence_number, occurred_at, on_hand, reserved)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &event.tenant_id.as_uuid(),
+                &event.aggregate_id.as_uuid(),
+                &(event.sequence_number as i64),
+                &event.occurred_at,
+                &next.on_hand,
+                &next.reserved,
+            ],
+        )
+        .await?;
+        Ok(next)
+    }
+}
+
+impl PgProjection for InventoryStockProjection {
+    fn name(&self) -> &str {
+        MODEL
+    }
+
+    async fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        if event.aggregate_type != InventoryItem::AGGREGATE_TYPE {
+            return Ok(());
+        }
+        let (tenant, item, key) = (
+            event.tenant_id.as_uuid(),
+            event.aggregate_id.as_uuid(),
+            event.aggregate_id.to_string(),
+        );
+        let row = tx
+            .query_opt(
+                "SELECT value FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 AND key = $3 FOR UPDATE",
+                &[&MODEL, &tenant, &key],
+            )
+            .await?;
+        let mut level: StockLevel = match row {
+            Some(row) => serde_json::from_value(row.get(0))
+                .map_err(|e| ProjectionError::Decode(e.to_string()))?,
+            None => StockLevel::default(),
+        };
+        if event.sequence_number <= level.last_sequence {
+            return Ok(()); // a duplicate delivery
+        }
+        if event.sequence_number > level.last_sequence + 1 {
+            // A gap: read the missing events from the stream, in order.
+            let missing = (event.sequence_number - level.last_sequence - 1) as i32;
+            let rows = tx
+                .query(
+                    "SELECT e.* FROM forgeerp.load_stream($1, $2, $3, $4) AS e",
+                    &[&tenant, &item, &(level.last_sequence as i64 + 1), &missing],
+                )
+                .await?;
+            for row in &rows {
+                let earlier =
+                    row_to_event(row).map_err(|e| ProjectionError::Decode(e.to_string()))?;
+                level = Self::apply_next(tx, &earlier, &level).await?;
+            }
+            if level.last_sequence + 1 != event.sequence_number {
+                return Err(ProjectionError::Decode(format!(
+                    "stream {} of tenant {} has no events {}..{}",
+                    event.aggregate_id,
+                    event.tenant_id,
+                    level.last_sequence + 1,
+                    event.sequence_number - 1
+                )));
+            }
+        }
+        level = Self::apply_next(tx, event, &level).await?;
+        let value =
+            serde_json::to_value(&level).map_err(|e| ProjectionError::Decode(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO forgeerp_read.entries (model, tenant_id, key, value) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (model, tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = now()",
+            &[&MODEL, &tenant, &key, &value],
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! Projections: read models kept up to date from the feed.
+
+pub mod inventory_stock;

@@ -1,0 +1,3 @@
+//! Background workers: projections that follow the feed.
+
+pub mod projection_worker;

@@ -1,0 +1,294 @@
+//! `ProjectionWorker`: follows the feed through the bus and applies each event
+//! to a Postgres read model, the change and the checkpoint in one transaction.
+//!
+//! - At most once per event in the read model: a crash before the commit
+//!   leaves neither the change nor the checkpoint; the next start resumes
+//!   from the checkpoint.
+//! - A failing event is retried with exponential backoff; after
+//!   `max_attempts` it is *parked* in `forgeerp_read.parked_events` (with the
+//!   error, for an operator) and the worker goes on.
+//! - `WorkerHandle::shutdown` lets the event in hand finish, and returns the
+//!   saved checkpoint.
+
+use crate::event::{FeedPosition, StoredEvent};
+use crate::event_bus::pg_notify::PgNotifyEventBus;
+use crate::ids::TenantId;
+use deadpool_postgres::Pool;
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+/// Why a projection could not apply an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    /// The database refused or failed.
+    #[error("database error {sqlstate}: {message}")]
+    Database {
+        /// The SQLSTATE ("" for connection failures).
+        sqlstate: String,
+        /// What it said.
+        message: String,
+    },
+    /// The event's payload is not what the projection understands.
+    #[error("cannot decode event: {0}")]
+    Decode(String),
+}
+
+impl From<tokio_postgres::Error> for ProjectionError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        let sqlstate = error
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_default();
+        let message = error
+            .as_db_error()
+            .map_or_else(|| error.to_string(), |db| db.message().to_string());
+        ProjectionError::Database { sqlstate, message }
+    }
+}
+
+/// A read model kept in Postgres, updated one event at a time.
+pub trait PgProjection: Send + Sync + 'static {
+    /// The projection's name: the key of its checkpoints.
+    fn name(&self) -> &str;
+
+    /// Applies `event` inside `tx`, which is bound to the event's tenant.
+    /// Must be idempotent: an event may be delivered again.
+    fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        event: &StoredEvent,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+}
+
+/// How a worker retries.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Attempts per event before it is parked.
+    pub max_attempts: u32,
+    /// First wait after a failed attempt; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            max_attempts: 5,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Controls a running worker.
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<FeedPosition, ProjectionError>>,
+}
+
+impl WorkerHandle {
+    /// Finishes the event in hand, stops, and returns the saved checkpoint.
+    pub async fn shutdown(self) -> Result<FeedPosition, ProjectionError> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_else(|e| {
+            Err(ProjectionError::Database {
+                sqlstate: String::new(),
+                message: e.to_string(),
+            })
+        })
+    }
+}
+
+/// Starts and runs projection workers.
+pub struct ProjectionWorker;
+
+impl ProjectionWorker {
+    /// Runs `projection` over the feed (of `tenant_id` only, when given),
+    /// from its saved checkpoint, until shut down.
+    pub fn spawn<P: PgProjection>(
+        pool: Pool,
+        bus: PgNotifyEventBus,
+        projection: P,
+        tenant_id: Option<TenantId>,
+        config: WorkerConfig,
+    ) -> WorkerHandle {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(pool, bus, projection, tenant_id, config, stopped));
+        WorkerHandle { stop, task }
+    }
+
+    /// The checkpoint of `projection` for `tenant_id` (None: all tenants).
+    pub async fn checkpoint(
+        pool: &Pool,
+        projection: &str,
+        tenant_id: Option<TenantId>,
+    ) -> Result<FeedPosition, ProjectionError> {
+        let client = pool.get().await.map_err(pool_error)?;
+        let row = client
+            .query_opt(
+                "SELECT transaction_id, global_position FROM forgeerp_read.checkpoints WHERE projection = $1 AND tenant_key = $2",
+                &[&projection, &tenant_key(tenant_id)],
+            )
+            .await?;
+        Ok(row.map_or(FeedPosition::default(), |r| FeedPosition {
+            transaction_id: r.get(0),
+            global_position: r.get(1),
+        }))
+    }
+}
+
+fn tenant_key(tenant_id: Option<TenantId>) -> String {
+    tenant_id.map_or_else(|| "*".to_string(), |t| t.to_string())
+}
+
+fn pool_error(error: deadpool_postgres::PoolError) -> ProjectionError {
+    ProjectionError::Database {
+        sqlstate: String::new(),
+        message: error.to_string(),
+    }
+}
+
+async fn run<P: PgProjection>(
+    pool: Pool,
+    bus: PgNotifyEventBus,
+    projection: P,
+    tenant_id: Option<TenantId>,
+    config: WorkerConfig,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<FeedPosition, ProjectionError> {
+    let mut position = ProjectionWorker::checkpoint(&pool, projection.name(), tenant_id).await?;
+    let mut subscription = bus.subscribe(position, tenant_id);
+    loop {
+        let event = tokio::select! {
+            event = subscription.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = stopped.changed() => break,
+        };
+        if event.position() <= position {
+            continue; // delivered again: already applied
+        }
+        let span = tracing::debug_span!("projection", name = projection.name(), tenant = %event.tenant_id, aggregate = %event.aggregate_id);
+        let parked = async {
+            let mut backoff = config.min_backoff;
+            let mut attempt = 1;
+            loop {
+                match apply_once(&pool, &projection, tenant_id, &event).await {
+                    Ok(()) => return Ok(()),
+                    Err(error) if attempt < config.max_attempts => {
+                        tracing::warn!(%error, attempt, "projection failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(config.max_backoff);
+                        attempt += 1;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, event_id = %event.event_id, "projection keeps failing; parking the event");
+                        // Parking must not be lost either: retry until it lands or we are told to stop.
+                        loop {
+                            match park(&pool, &projection, tenant_id, &event, &error, attempt).await {
+                                Ok(()) => return Ok(()),
+                                Err(park_error) if *stopped.borrow() => return Err(park_error),
+                                Err(park_error) => {
+                                    tracing::error!(%park_error, "cannot park the event; retrying");
+                                    tokio::time::sleep(config.max_backoff).await;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        if let Err(error) = parked {
+            subscription.close().await;
+            return Err(error);
+        }
+        position = event.position();
+    }
+    subscription.close().await;
+    Ok(position)
+}
+
+const SAVE_CHECKPOINT: &str = "INSERT INTO forgeerp_read.checkpoints (projection, tenant_key, transaction_id, global_position)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (projection, tenant_key) DO UPDATE
+        SET transaction_id = excluded.transaction_id, global_position = excluded.global_position, updated_at = now()";
+
+/// One attempt: bind, apply, save the checkpoint, commit.
+async fn apply_once<P: PgProjection>(
+    pool: &Pool,
+    projection: &P,
+    tenant_id: Option<TenantId>,
+    event: &StoredEvent,
+) -> Result<(), ProjectionError> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT forgeerp.bind_tenant($1)",
+        &[&event.tenant_id.as_uuid()],
+    )
+    .await?;
+    projection.apply(&tx, event).await?;
+    tx.execute(
+        SAVE_CHECKPOINT,
+        &[
+            &projection.name(),
+            &tenant_key(tenant_id),
+            &event.transaction_id,
+            &event.global_position,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records the event as parked and moves the checkpoint past it.
+async fn park<P: PgProjection>(
+    pool: &Pool,
+    projection: &P,
+    tenant_id: Option<TenantId>,
+    event: &StoredEvent,
+    error: &ProjectionError,
+    attempts: u32,
+) -> Result<(), ProjectionError> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO forgeerp_read.parked_events
+            (projection, tenant_id, event_id, aggregate_id, sequence_number, transaction_id, global_position, error, attempts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (projection, event_id) DO UPDATE SET error = excluded.error, attempts = excluded.attempts, parked_at = now()",
+        &[
+            &projection.name(),
+            &event.tenant_id.as_uuid(),
+            &event.event_id.0,
+            &event.aggregate_id.as_uuid(),
+            &(event.sequence_number as i64),
+            &event.transaction_id,
+            &event.global_position,
+            &error.to_string(),
+            &(attempts as i32),
+        ],
+    )
+    .await?;
+    tx.execute(
+        SAVE_CHECKPOINT,
+        &[
+            &projection.name(),
+            &tenant_key(tenant_id),
+            &event.transaction_id,
+            &event.global_position,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

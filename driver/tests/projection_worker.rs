@@ -1,0 +1,385 @@
+//! The projection worker and the inventory stock projection, end to end on
+//! the real cluster: dispatcher → feed → NOTIFY → worker → read model.
+
+mod common;
+
+use forgeerp_infra::event_bus::pg_notify::SubscriptionConfig;
+use forgeerp_infra::inventory::{InventoryCommand as C, InventoryItem};
+use forgeerp_infra::{
+    AggregateId, CommandDispatcher, EventStore, ExpectedVersion, FeedPosition,
+    InventoryStockProjection, PgEventStore, PgNotifyEventBus, PgProjection, PgTenantStore,
+    ProjectionError, ProjectionWorker, StockLevel, StoredEvent, TenantId, UncommittedEvent,
+    WorkerConfig,
+};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// A fresh database per test: workers follow the whole feed.
+async fn setup(suffix: &str) -> (String, PgEventStore, PgNotifyEventBus) {
+    let url = common::fresh_database(suffix).await;
+    let store = PgEventStore::connect(&url, 4).unwrap();
+    PgTenantStore::<String, String>::migrate(store.pool())
+        .await
+        .unwrap();
+    let bus = PgNotifyEventBus::new(url.clone()).with_config(SubscriptionConfig {
+        poll_interval: Duration::from_millis(200),
+        ..SubscriptionConfig::default()
+    });
+    (url, store, bus)
+}
+
+fn quick() -> WorkerConfig {
+    WorkerConfig {
+        max_attempts: 3,
+        min_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+    }
+}
+
+/// Waits until the projection's checkpoint reaches `target`.
+async fn caught_up(
+    store: &PgEventStore,
+    name: &str,
+    tenant: Option<TenantId>,
+    target: FeedPosition,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let at = ProjectionWorker::checkpoint(store.pool(), name, tenant)
+            .await
+            .unwrap();
+        if at >= target {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checkpoint {at:?} never reached {target:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn last_position(store: &PgEventStore) -> FeedPosition {
+    let client = store.pool().get().await.unwrap();
+    let row = client
+        .query_one("SELECT coalesce(max(transaction_id), 0), coalesce(max(global_position), 0) FROM forgeerp.events", &[])
+        .await
+        .unwrap();
+    // The last event in feed order has the largest transaction id; its position is the max among those.
+    let txid: i64 = row.get(0);
+    let pos: i64 = client
+        .query_one("SELECT coalesce(max(global_position), 0) FROM forgeerp.events WHERE transaction_id = $1", &[&txid])
+        .await
+        .unwrap()
+        .get(0);
+    FeedPosition {
+        transaction_id: txid,
+        global_position: pos,
+    }
+}
+
+async fn expect_stock(
+    store: &PgEventStore,
+    tenant: TenantId,
+    item: AggregateId,
+    on_hand: i64,
+    reserved: i64,
+) -> StockLevel {
+    let stock = InventoryStockProjection::stock(store.pool(), tenant)
+        .await
+        .unwrap();
+    let (_, level) = stock
+        .into_iter()
+        .find(|(id, _)| *id == item)
+        .expect("item projected");
+    assert_eq!(
+        (level.on_hand, level.reserved, level.available),
+        (on_hand, reserved, on_hand - reserved)
+    );
+    level
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dispatched_commands_reach_the_stock_projection() {
+    let (_, store, bus) = setup("_proj_e2e").await;
+    let worker = ProjectionWorker::spawn(
+        store.pool().clone(),
+        bus,
+        InventoryStockProjection,
+        None,
+        quick(),
+    );
+    let dispatcher = CommandDispatcher::new(store.clone());
+    let (tenant, item) = (TenantId::random(), AggregateId::random());
+    for command in [
+        C::CreateItem {
+            sku: "BOLT-M8".into(),
+            name: "M8 bolt".into(),
+        },
+        C::ReceiveStock { quantity: 100 },
+        C::ReserveStock { quantity: 30 },
+        C::ShipStock { quantity: 40 },
+    ] {
+        dispatcher
+            .dispatch::<InventoryItem>(tenant, item, &command)
+            .await
+            .unwrap();
+    }
+    caught_up(&store, "inventory_stock", None, last_position(&store).await).await;
+    let level = expect_stock(&store, tenant, item, 60, 0).await;
+    assert_eq!(level.sku.as_deref(), Some("BOLT-M8"));
+    assert_eq!(level.last_sequence, 4);
+    let history = InventoryStockProjection::history(store.pool(), tenant, item)
+        .await
+        .unwrap();
+    let on_hand: Vec<i64> = history.iter().map(|p| p.on_hand).collect();
+    assert_eq!(on_hand, vec![0, 100, 100, 60]);
+    let final_position = worker.shutdown().await.unwrap();
+    assert_eq!(
+        final_position,
+        last_position(&store).await,
+        "shutdown returns the saved checkpoint"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_stopped_and_restarted_mid_stream_counts_nothing_twice() {
+    let (_, store, bus) = setup("_proj_restart").await;
+    let dispatcher = CommandDispatcher::new(store.clone());
+    let (tenant, item) = (TenantId::random(), AggregateId::random());
+    dispatcher
+        .dispatch::<InventoryItem>(
+            tenant,
+            item,
+            &C::CreateItem {
+                sku: "S".into(),
+                name: "N".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let worker = ProjectionWorker::spawn(
+        store.pool().clone(),
+        bus.clone(),
+        InventoryStockProjection,
+        None,
+        quick(),
+    );
+    for _ in 0..20 {
+        dispatcher
+            .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 1 })
+            .await
+            .unwrap();
+    }
+    worker.shutdown().await.unwrap();
+    for _ in 0..20 {
+        dispatcher
+            .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 1 })
+            .await
+            .unwrap();
+    }
+    let worker = ProjectionWorker::spawn(
+        store.pool().clone(),
+        bus,
+        InventoryStockProjection,
+        None,
+        quick(),
+    );
+    caught_up(&store, "inventory_stock", None, last_position(&store).await).await;
+    expect_stock(&store, tenant, item, 40, 0).await;
+    assert_eq!(
+        InventoryStockProjection::history(store.pool(), tenant, item)
+            .await
+            .unwrap()
+            .len(),
+        41
+    );
+    worker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_are_ignored_and_gaps_are_healed_from_the_stream() {
+    let (_, store, _) = setup("_proj_dup").await;
+    let (tenant, item) = (TenantId::random(), AggregateId::random());
+    let dispatcher = CommandDispatcher::new(store.clone());
+    dispatcher
+        .dispatch::<InventoryItem>(
+            tenant,
+            item,
+            &C::CreateItem {
+                sku: "S".into(),
+                name: "N".into(),
+            },
+        )
+        .await
+        .unwrap();
+    for quantity in [5, 7, 11] {
+        dispatcher
+            .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity })
+            .await
+            .unwrap();
+    }
+    let events = store.load_stream(tenant, item).await.unwrap();
+    let apply = |event: StoredEvent| {
+        let pool = store.pool().clone();
+        async move {
+            let mut client = pool.get().await.unwrap();
+            let tx = client.transaction().await.unwrap();
+            tx.execute(
+                "SELECT forgeerp.bind_tenant($1)",
+                &[&event.tenant_id.as_uuid()],
+            )
+            .await
+            .unwrap();
+            InventoryStockProjection.apply(&tx, &event).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    apply(events[0].clone()).await;
+    apply(events[0].clone()).await; // duplicate
+    apply(events[3].clone()).await; // gap: 2 and 3 are read from the stream first
+    apply(events[2].clone()).await; // late duplicate
+    expect_stock(&store, tenant, item, 23, 0).await;
+    let history: Vec<u64> = InventoryStockProjection::history(store.pool(), tenant, item)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.sequence_number)
+        .collect();
+    assert_eq!(history, vec![1, 2, 3, 4], "in order, once each");
+}
+
+/// Fails on every event of type `Poison`; projects nothing.
+struct Picky;
+
+impl PgProjection for Picky {
+    fn name(&self) -> &str {
+        "picky"
+    }
+    async fn apply(
+        &self,
+        _: &tokio_postgres::Transaction<'_>,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        if event.event_type == "Poison" {
+            Err(ProjectionError::Decode("cannot digest Poison".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_event_is_parked_and_the_worker_goes_on() {
+    let (_, store, bus) = setup("_proj_poison").await;
+    let (tenant, item) = (TenantId::random(), AggregateId::random());
+    let event = |event_type: &str| UncommittedEvent::new(tenant, "t", item, event_type, json!({}));
+    store
+        .append(
+            vec![event("Fine"), event("Poison"), event("Fine")],
+            ExpectedVersion::Any,
+        )
+        .await
+        .unwrap();
+    let worker = ProjectionWorker::spawn(store.pool().clone(), bus, Picky, None, quick());
+    caught_up(&store, "picky", None, last_position(&store).await).await;
+    let client = store.pool().get().await.unwrap();
+    let parked = client
+        .query("SELECT sequence_number, error, attempts FROM forgeerp_read.parked_events WHERE projection = 'picky'", &[])
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].get::<_, i64>(0), 2);
+    assert!(parked[0].get::<_, String>(1).contains("Poison"));
+    assert_eq!(
+        parked[0].get::<_, i32>(2),
+        3,
+        "retried max_attempts times first"
+    );
+    worker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_filtered_worker_touches_only_its_tenant_and_rebuild_equals_live() {
+    let (_, store, bus) = setup("_proj_tenant").await;
+    let (mine, theirs) = (TenantId::random(), TenantId::random());
+    let worker = ProjectionWorker::spawn(
+        store.pool().clone(),
+        bus,
+        InventoryStockProjection,
+        Some(mine),
+        quick(),
+    );
+    let dispatcher = CommandDispatcher::new(store.clone());
+    let items: Vec<AggregateId> = (0..3).map(|_| AggregateId::random()).collect();
+    for tenant in [mine, theirs] {
+        for (i, item) in items.iter().enumerate() {
+            dispatcher
+                .dispatch::<InventoryItem>(
+                    tenant,
+                    *item,
+                    &C::CreateItem {
+                        sku: format!("S{i}"),
+                        name: "N".into(),
+                    },
+                )
+                .await
+                .unwrap();
+            dispatcher
+                .dispatch::<InventoryItem>(
+                    tenant,
+                    *item,
+                    &C::ReceiveStock {
+                        quantity: 10 * (i as i64 + 1),
+                    },
+                )
+                .await
+                .unwrap();
+            dispatcher
+                .dispatch::<InventoryItem>(tenant, *item, &C::ShipStock { quantity: 3 })
+                .await
+                .unwrap();
+        }
+    }
+    let mine_last = store
+        .read_all(FeedPosition::default(), 1000, Some(mine))
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .position();
+    caught_up(&store, "inventory_stock", Some(mine), mine_last).await;
+    assert!(
+        InventoryStockProjection::stock(store.pool(), theirs)
+            .await
+            .unwrap()
+            .is_empty(),
+        "other tenants untouched"
+    );
+    let live = InventoryStockProjection::stock(store.pool(), mine)
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 3);
+    let live_history = InventoryStockProjection::history(store.pool(), mine, items[2])
+        .await
+        .unwrap();
+    worker.shutdown().await.unwrap();
+
+    let applied = InventoryStockProjection::rebuild_tenant(store.pool(), mine)
+        .await
+        .unwrap();
+    assert_eq!(applied, 9);
+    assert_eq!(
+        InventoryStockProjection::stock(store.pool(), mine)
+            .await
+            .unwrap(),
+        live,
+        "rebuild equals live"
+    );
+    assert_eq!(
+        InventoryStockProjection::history(store.pool(), mine, items[2])
+            .await
+            .unwrap(),
+        live_history
+    );
+}
