@@ -7,12 +7,13 @@
 
 use forgeerp_infra::inventory::{InventoryEvent, InventoryItem};
 use forgeerp_infra::{
-    Aggregate, AggregateId, DomainEvent, EventStore, ExpectedVersion, FeedPosition, InventoryStockProjection,
-    PgEventStore, PgNotifyEventBus, PgTenantStore, ProjectionWorker, TenantId, UncommittedEvent, WorkerConfig,
+    Aggregate, AggregateId, DomainEvent, EventStore, ExpectedVersion, FeedPosition,
+    InventoryStockProjection, PgEventStore, PgNotifyEventBus, PgTenantStore, ProjectionWorker,
+    TenantId, UncommittedEvent, WorkerConfig,
 };
 use std::time::{Duration, Instant};
 
-const BACKLOG_STREAMS: usize = 100;
+const BACKLOG_STREAMS: usize = 1000;
 const EVENTS_PER_STREAM: usize = 100;
 const RATE: u64 = 200;
 const LATENCY_SECONDS: u64 = 10;
@@ -23,40 +24,74 @@ fn admin_base() -> String {
 }
 
 async fn fresh_database(name: &str) -> String {
-    let (admin, conn) = tokio_postgres::connect(&format!("{} dbname=postgres", admin_base()), tokio_postgres::NoTls)
-        .await
-        .expect("run scripts/setup.sh first");
+    let (admin, conn) = tokio_postgres::connect(
+        &format!("{} dbname=postgres", admin_base()),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("run scripts/setup.sh first");
     tokio::spawn(conn);
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     let url = format!("{} dbname={name}", admin_base());
-    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     db.batch_execute("CREATE EXTENSION forgeerp").await.unwrap();
     url
 }
 
 fn event(tenant: TenantId, item: AggregateId, event: InventoryEvent) -> UncommittedEvent {
-    UncommittedEvent::new(tenant, InventoryItem::AGGREGATE_TYPE, item, event.event_type(), event.to_payload().unwrap())
+    UncommittedEvent::new(
+        tenant,
+        InventoryItem::AGGREGATE_TYPE,
+        item,
+        event.event_type(),
+        event.to_payload().unwrap(),
+    )
 }
 
 async fn checkpoint(store: &PgEventStore) -> FeedPosition {
-    ProjectionWorker::checkpoint(store.pool(), "inventory_stock", None).await.unwrap()
+    ProjectionWorker::checkpoint(store.pool(), "inventory_stock", None)
+        .await
+        .unwrap()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let url = fresh_database("forgeerp_bench_projection").await;
     let store = PgEventStore::connect(&url, 4).unwrap();
-    PgTenantStore::<String, String>::migrate(store.pool()).await.unwrap();
+    PgTenantStore::<String, String>::migrate(store.pool())
+        .await
+        .unwrap();
     let tenant = TenantId::random();
 
     // The backlog.
     for _ in 0..BACKLOG_STREAMS {
         let item = AggregateId::random();
-        let mut batch = vec![event(tenant, item, InventoryEvent::ItemCreated { sku: "S".into(), name: "N".into() })];
-        batch.extend((1..EVENTS_PER_STREAM).map(|_| event(tenant, item, InventoryEvent::StockReceived { quantity: 1 })));
-        store.append(batch, ExpectedVersion::NoStream).await.unwrap();
+        let mut batch = vec![event(
+            tenant,
+            item,
+            InventoryEvent::ItemCreated {
+                sku: "S".into(),
+                name: "N".into(),
+            },
+        )];
+        batch.extend(
+            (1..EVENTS_PER_STREAM)
+                .map(|_| event(tenant, item, InventoryEvent::StockReceived { quantity: 1 })),
+        );
+        store
+            .append(batch, ExpectedVersion::NoStream)
+            .await
+            .unwrap();
     }
     let total = BACKLOG_STREAMS * EVENTS_PER_STREAM;
 
@@ -77,7 +112,13 @@ async fn main() {
     // Catch-up of a new worker over the same backlog.
     let bus = PgNotifyEventBus::new(url.clone());
     let started = Instant::now();
-    let worker = ProjectionWorker::spawn(store.pool().clone(), bus.clone(), InventoryStockProjection, None, WorkerConfig::default());
+    let worker = ProjectionWorker::spawn(
+        store.pool().clone(),
+        bus.clone(),
+        InventoryStockProjection,
+        None,
+        WorkerConfig::default(),
+    );
     while checkpoint(&store).await < after {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -87,7 +128,17 @@ async fn main() {
     let items: Vec<AggregateId> = (0..20).map(|_| AggregateId::random()).collect();
     for item in &items {
         store
-            .append(vec![event(tenant, *item, InventoryEvent::ItemCreated { sku: "S".into(), name: "N".into() })], ExpectedVersion::NoStream)
+            .append(
+                vec![event(
+                    tenant,
+                    *item,
+                    InventoryEvent::ItemCreated {
+                        sku: "S".into(),
+                        name: "N".into(),
+                    },
+                )],
+                ExpectedVersion::NoStream,
+            )
             .await
             .unwrap();
     }
@@ -102,7 +153,14 @@ async fn main() {
             let item = items[n % items.len()];
             n += 1;
             let stored = store
-                .append(vec![event(tenant, item, InventoryEvent::StockReceived { quantity: 1 })], ExpectedVersion::Any)
+                .append(
+                    vec![event(
+                        tenant,
+                        item,
+                        InventoryEvent::StockReceived { quantity: 1 },
+                    )],
+                    ExpectedVersion::Any,
+                )
                 .await
                 .unwrap();
             pending.push((stored[0].position(), Instant::now()));
@@ -128,7 +186,16 @@ async fn main() {
     println!("|---|---:|");
     println!("| raw `read_all` scan of {total} events | {scan_rate:.0} events/s |");
     println!("| projection catch-up over the same backlog | {catch_up_rate:.0} events/s ({:.2}x the scan) |", catch_up_rate / scan_rate);
-    println!("| append → projection applied, {RATE} appends/s for {LATENCY_SECONDS} s, p50 | {:.1} ms |", quantile(0.5).as_secs_f64() * 1e3);
-    println!("| same, p99 | {:.1} ms |", quantile(0.99).as_secs_f64() * 1e3);
-    println!("| same, max | {:.1} ms |", latencies.last().unwrap().as_secs_f64() * 1e3);
+    println!(
+        "| append → projection applied, {RATE} appends/s for {LATENCY_SECONDS} s, p50 | {:.1} ms |",
+        quantile(0.5).as_secs_f64() * 1e3
+    );
+    println!(
+        "| same, p99 | {:.1} ms |",
+        quantile(0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "| same, max | {:.1} ms |",
+        latencies.last().unwrap().as_secs_f64() * 1e3
+    );
 }

@@ -57,6 +57,7 @@ async fn a_worker_survives_a_postgres_restart_without_loss_or_double_count() {
         max_attempts: 50,
         min_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(500),
+        ..WorkerConfig::default()
     };
     let worker = ProjectionWorker::spawn(
         store.pool().clone(),

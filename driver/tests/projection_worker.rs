@@ -33,6 +33,7 @@ fn quick() -> WorkerConfig {
         max_attempts: 3,
         min_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
+        ..WorkerConfig::default()
     }
 }
 
@@ -382,4 +383,68 @@ async fn a_tenant_filtered_worker_touches_only_its_tenant_and_rebuild_equals_liv
             .unwrap(),
         live_history
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_folds_in_memory_skips_duplicates_and_refuses_gaps() {
+    let (_, store, _) = setup("_proj_batch").await;
+    let (tenant, item) = (TenantId::random(), AggregateId::random());
+    let dispatcher = CommandDispatcher::new(store.clone());
+    dispatcher
+        .dispatch::<InventoryItem>(
+            tenant,
+            item,
+            &C::CreateItem {
+                sku: "S".into(),
+                name: "N".into(),
+            },
+        )
+        .await
+        .unwrap();
+    for quantity in [5, 7] {
+        dispatcher
+            .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity })
+            .await
+            .unwrap();
+    }
+    let events = store.load_stream(tenant, item).await.unwrap();
+    let batch = |events: Vec<StoredEvent>| {
+        let pool = store.pool().clone();
+        async move {
+            let mut client = pool.get().await.unwrap();
+            let tx = client.transaction().await.unwrap();
+            tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant.as_uuid()])
+                .await
+                .unwrap();
+            let result = InventoryStockProjection.apply_batch(&tx, &events).await;
+            if result.is_ok() {
+                tx.commit().await.unwrap();
+            }
+            result
+        }
+    };
+    assert!(
+        batch(vec![events[0].clone(), events[2].clone()])
+            .await
+            .is_err(),
+        "a gap is refused, for apply to heal"
+    );
+    batch(vec![
+        events[0].clone(),
+        events[1].clone(),
+        events[0].clone(),
+    ])
+    .await
+    .unwrap();
+    batch(vec![events[1].clone(), events[2].clone()])
+        .await
+        .unwrap();
+    expect_stock(&store, tenant, item, 12, 0).await;
+    let history: Vec<u64> = InventoryStockProjection::history(store.pool(), tenant, item)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.sequence_number)
+        .collect();
+    assert_eq!(history, vec![1, 2, 3]);
 }

@@ -115,6 +115,11 @@ impl PgNotifySubscription {
         self.receiver.recv().await
     }
 
+    /// The next event if one is already waiting.
+    pub fn try_recv(&mut self) -> Option<StoredEvent> {
+        self.receiver.try_recv().ok()
+    }
+
     /// Stops following the feed and waits for the reader to finish.
     pub async fn close(mut self) {
         let _ = self.stop.send(true);

@@ -78,6 +78,26 @@ pub struct StockPoint {
     pub reserved: i64,
 }
 
+/// History rows of a batch, column by column (for `unnest`).
+#[derive(Default)]
+struct HistoryRows {
+    aggregate_ids: Vec<uuid::Uuid>,
+    sequence_numbers: Vec<i64>,
+    occurred_at: Vec<DateTime<Utc>>,
+    on_hand: Vec<i64>,
+    reserved: Vec<i64>,
+}
+
+impl HistoryRows {
+    fn push(&mut self, event: &StoredEvent, level: &StockLevel) {
+        self.aggregate_ids.push(event.aggregate_id.as_uuid());
+        self.sequence_numbers.push(event.sequence_number as i64);
+        self.occurred_at.push(event.occurred_at);
+        self.on_hand.push(level.on_hand);
+        self.reserved.push(level.reserved);
+    }
+}
+
 /// The inventory stock read model.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct InventoryStockProjection;
@@ -205,6 +225,90 @@ impl InventoryStockProjection {
 impl PgProjection for InventoryStockProjection {
     fn name(&self) -> &str {
         MODEL
+    }
+
+    /// A run of one tenant's events in four statements: read the items'
+    /// levels, fold the events in memory, write levels and history back.
+    /// A gap anywhere sends the run back to `apply`, which heals it.
+    async fn apply_batch(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let events: Vec<&StoredEvent> = events
+            .iter()
+            .filter(|e| e.aggregate_type == InventoryItem::AGGREGATE_TYPE)
+            .collect();
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let tenant = first.tenant_id.as_uuid();
+        let mut keys: Vec<String> = events.iter().map(|e| e.aggregate_id.to_string()).collect();
+        keys.sort();
+        keys.dedup();
+        let rows = tx
+            .query(
+                "SELECT key, value FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 AND key = ANY($3) FOR UPDATE",
+                &[&MODEL, &tenant, &keys],
+            )
+            .await?;
+        let mut levels: std::collections::HashMap<String, StockLevel> =
+            std::collections::HashMap::new();
+        for row in rows {
+            let level = serde_json::from_value(row.get(1))
+                .map_err(|e| ProjectionError::Decode(e.to_string()))?;
+            levels.insert(row.get(0), level);
+        }
+        let mut history = HistoryRows::default();
+        for event in events {
+            let key = event.aggregate_id.to_string();
+            let level = levels.entry(key).or_default();
+            if event.sequence_number <= level.last_sequence {
+                continue; // a duplicate delivery
+            }
+            if event.sequence_number > level.last_sequence + 1 {
+                return Err(ProjectionError::Decode(format!(
+                    "gap before sequence {} of {}: heal one by one",
+                    event.sequence_number, event.aggregate_id
+                )));
+            }
+            let decoded =
+                InventoryEvent::from_payload(&event.event_type, &event.payload).map_err(|e| {
+                    ProjectionError::Decode(format!(
+                        "{} ({}): {e}",
+                        event.event_type, event.event_id
+                    ))
+                })?;
+            *level = StockLevel::from_item(&level.to_item().apply(&decoded), event.sequence_number);
+            history.push(event, level);
+        }
+        let (keys, values): (Vec<String>, Vec<serde_json::Value>) = levels
+            .into_iter()
+            .map(|(key, level)| {
+                Ok((
+                    key,
+                    serde_json::to_value(level)
+                        .map_err(|e| ProjectionError::Decode(e.to_string()))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ProjectionError>>()?
+            .into_iter()
+            .unzip();
+        tx.execute(
+            "INSERT INTO forgeerp_read.entries (model, tenant_id, key, value)
+             SELECT $1, $2, k, v FROM unnest($3::text[], $4::jsonb[]) AS u (k, v)
+             ON CONFLICT (model, tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = now()",
+            &[&MODEL, &tenant, &keys, &values],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO forgeerp_read.stock_history (tenant_id, aggregate_id, sequence_number, occurred_at, on_hand, reserved)
+             SELECT $1, a, s, o, h, r FROM unnest($2::uuid[], $3::bigint[], $4::timestamptz[], $5::bigint[], $6::bigint[]) AS u (a, s, o, h, r)
+             ON CONFLICT DO NOTHING",
+            &[&tenant, &history.aggregate_ids, &history.sequence_numbers, &history.occurred_at, &history.on_hand, &history.reserved],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn apply(

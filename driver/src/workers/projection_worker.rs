@@ -62,6 +62,22 @@ pub trait PgProjection: Send + Sync + 'static {
         tx: &tokio_postgres::Transaction<'_>,
         event: &StoredEvent,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+
+    /// Applies events of one tenant, in feed order, inside `tx` (bound to
+    /// that tenant). The default applies them one by one; a projection can
+    /// do better. An error makes the worker retry the events one by one.
+    fn apply_batch(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        events: &[StoredEvent],
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        async move {
+            for event in events {
+                self.apply(tx, event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// How a worker retries.
@@ -73,6 +89,8 @@ pub struct WorkerConfig {
     pub min_backoff: Duration,
     /// Longest wait between attempts.
     pub max_backoff: Duration,
+    /// Most events applied in one transaction when they are already waiting.
+    pub batch_size: usize,
 }
 
 impl Default for WorkerConfig {
@@ -81,6 +99,7 @@ impl Default for WorkerConfig {
             max_attempts: 5,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
+            batch_size: 500,
         }
     }
 }
@@ -164,22 +183,66 @@ async fn run<P: PgProjection>(
     let mut position = ProjectionWorker::checkpoint(&pool, projection.name(), tenant_id).await?;
     let mut subscription = bus.subscribe(position, tenant_id);
     loop {
-        let event = tokio::select! {
+        let first = tokio::select! {
             event = subscription.recv() => match event {
                 Some(event) => event,
                 None => break,
             },
             _ = stopped.changed() => break,
         };
-        if event.position() <= position {
-            continue; // delivered again: already applied
+        // Whatever is already waiting goes into the same transaction.
+        let mut batch = vec![first];
+        while batch.len() < config.batch_size.max(1) {
+            match subscription.try_recv() {
+                Some(event) => batch.push(event),
+                None => break,
+            }
         }
+        batch.retain(|event| event.position() > position); // delivered again: already applied
+        let Some(last) = batch.last().map(StoredEvent::position) else {
+            continue;
+        };
+        if batch.len() > 1 {
+            match apply_batch_once(&pool, &projection, tenant_id, &batch).await {
+                Ok(()) => {
+                    position = last;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, events = batch.len(), "batch failed; applying its events one by one")
+                }
+            }
+        }
+        for event in batch {
+            if let Err(error) =
+                apply_one(&pool, &projection, tenant_id, &config, &stopped, &event).await
+            {
+                subscription.close().await;
+                return Err(error);
+            }
+            position = event.position();
+        }
+    }
+    subscription.close().await;
+    Ok(position)
+}
+
+/// One event, with retries, parked when it keeps failing.
+async fn apply_one<P: PgProjection>(
+    pool: &Pool,
+    projection: &P,
+    tenant_id: Option<TenantId>,
+    config: &WorkerConfig,
+    stopped: &watch::Receiver<bool>,
+    event: &StoredEvent,
+) -> Result<(), ProjectionError> {
+    {
         let span = tracing::debug_span!("projection", name = projection.name(), tenant = %event.tenant_id, aggregate = %event.aggregate_id);
-        let parked = async {
+        async {
             let mut backoff = config.min_backoff;
             let mut attempt = 1;
             loop {
-                match apply_once(&pool, &projection, tenant_id, &event).await {
+                match apply_once(pool, projection, tenant_id, event).await {
                     Ok(()) => return Ok(()),
                     Err(error) if attempt < config.max_attempts => {
                         tracing::warn!(%error, attempt, "projection failed; retrying");
@@ -191,7 +254,7 @@ async fn run<P: PgProjection>(
                         tracing::error!(%error, event_id = %event.event_id, "projection keeps failing; parking the event");
                         // Parking must not be lost either: retry until it lands or we are told to stop.
                         loop {
-                            match park(&pool, &projection, tenant_id, &event, &error, attempt).await {
+                            match park(pool, projection, tenant_id, event, &error, attempt).await {
                                 Ok(()) => return Ok(()),
                                 Err(park_error) if *stopped.borrow() => return Err(park_error),
                                 Err(park_error) => {
@@ -205,15 +268,43 @@ async fn run<P: PgProjection>(
             }
         }
         .instrument(span)
-        .await;
-        if let Err(error) = parked {
-            subscription.close().await;
-            return Err(error);
-        }
-        position = event.position();
+        .await
     }
-    subscription.close().await;
-    Ok(position)
+}
+
+/// A batch in one transaction: per run of one tenant, point the binding at
+/// that tenant and apply the run; then save the checkpoint once.
+async fn apply_batch_once<P: PgProjection>(
+    pool: &Pool,
+    projection: &P,
+    tenant_id: Option<TenantId>,
+    batch: &[StoredEvent],
+) -> Result<(), ProjectionError> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = client.transaction().await?;
+    for run in batch.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
+        // The worker is trusted code moving between tenants on purpose, which
+        // `bind_tenant` (one tenant per transaction) would refuse.
+        tx.execute(
+            "SELECT pg_catalog.set_config('forgeerp.tenant_id', $1, true)",
+            &[&run[0].tenant_id.to_string()],
+        )
+        .await?;
+        projection.apply_batch(&tx, run).await?;
+    }
+    let last = &batch[batch.len() - 1];
+    tx.execute(
+        SAVE_CHECKPOINT,
+        &[
+            &projection.name(),
+            &tenant_key(tenant_id),
+            &last.transaction_id,
+            &last.global_position,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 const SAVE_CHECKPOINT: &str = "INSERT INTO forgeerp_read.checkpoints (projection, tenant_key, transaction_id, global_position)
