@@ -6,6 +6,7 @@
 # Environment (all optional):
 #   FORGEERP_PGPORT   port of the private cluster (default 28815)
 #   FORGEERP_PGDATA   its data directory (default target/cluster/pgdata, owned by postgres)
+#   FORGEERP_REDIS_PORT  port of the private Redis (default 28816)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,7 +16,7 @@ source "$ROOT/scripts/env.sh"
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # 1. Debian packages ---------------------------------------------------------
-PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config libssl-dev make)
+PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config libssl-dev make redis-server)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -82,7 +83,17 @@ else
         -l "$FORGEERP_PGDATA/server.log" >/dev/null
 fi
 
-# 5. The demo database -------------------------------------------------------
+# 5. A private Redis (for the Redis Pub/Sub bus): loopback, no persistence.
+mkdir -p "$FORGEERP_STATE/redis"
+if ! redis-cli -p "$FORGEERP_REDIS_PORT" ping >/dev/null 2>&1; then
+    log "starting Redis on port $FORGEERP_REDIS_PORT"
+    redis-server --port "$FORGEERP_REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+        --dir "$FORGEERP_STATE/redis" --pidfile "$FORGEERP_STATE/redis/redis.pid" \
+        --logfile "$FORGEERP_STATE/redis/redis.log" >/dev/null
+    for _ in $(seq 50); do redis-cli -p "$FORGEERP_REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+# 6. The demo database -------------------------------------------------------
 psql_admin() { PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres "$@"; }
 psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'forgeerp'" | grep -q 1 ||
     psql_admin -d postgres -c "CREATE DATABASE forgeerp"

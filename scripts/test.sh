@@ -33,8 +33,8 @@ echo "== tier 2: contract tests against the private cluster"
 # feed back for every other session of the cluster by design.
 cargo test -p forgeerp-server-tests -- --test-threads=1 2>&1 | tee -a "$LOG"
 
-echo "== tier 3: the driver (forgeerp-infra): units, and both stores against the private cluster"
-cargo test -p forgeerp-infra 2>&1 | tee -a "$LOG"
+echo "== tier 3: the driver (forgeerp-infra): units, and its parts against the private cluster and Redis"
+cargo test -p forgeerp-infra --features redis 2>&1 | tee -a "$LOG"
 
 # One closing line over all tiers.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "forgeerp: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$LOG"

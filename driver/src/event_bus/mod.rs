@@ -5,6 +5,8 @@
 
 pub mod in_memory;
 pub mod pg_notify;
+#[cfg(feature = "redis")]
+pub mod redis_pubsub;
 
 use crate::event::StoredEvent;
 use std::future::Future;
