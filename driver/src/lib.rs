@@ -40,7 +40,7 @@ pub use command_dispatcher::{CommandDispatcher, DispatchError, Dispatched, Retry
 pub use event::{DomainEvent, EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
 pub use event_bus::in_memory::InMemoryEventBus;
 pub use event_bus::pg_notify::{PgNotifyEventBus, PgNotifySubscription, SubscriptionConfig};
-pub use event_bus::{EventBus, PublishError};
+pub use event_bus::{BusError, EventBus};
 pub use event_store::in_memory::InMemoryEventStore;
 pub use event_store::postgres::PgEventStore;
 pub use event_store::publishing::PublishingEventStore;

@@ -3,11 +3,12 @@
 
 mod common;
 
+use forgeerp_infra::event_bus::Subscription;
 use forgeerp_infra::inventory::{InventoryCommand as C, InventoryError, InventoryItem};
 use forgeerp_infra::{
-    AggregateId, CommandDispatcher, DispatchError, EventBus, EventStore, EventStoreError,
-    ExpectedVersion, FeedPosition, InMemoryEventBus, InMemoryEventStore, PublishError,
-    PublishingEventStore, RetryPolicy, StoredEvent, TenantId, UncommittedEvent,
+    AggregateId, BusError, CommandDispatcher, DispatchError, EventBus, EventStore, EventStoreError,
+    ExpectedVersion, FeedPosition, InMemoryEventBus, InMemoryEventStore, PublishingEventStore,
+    RetryPolicy, StoredEvent, TenantId, UncommittedEvent,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -284,15 +285,25 @@ async fn store_errors_surface_as_store_errors() {
 struct BrokenBus;
 
 impl EventBus for BrokenBus {
-    async fn publish(&self, _: &StoredEvent) -> Result<(), PublishError> {
-        Err(PublishError("the bus is down".into()))
+    type Subscription = forgeerp_infra::event_bus::in_memory::InMemorySubscription;
+
+    async fn subscribe(
+        &self,
+        _: FeedPosition,
+        _: Option<TenantId>,
+    ) -> Result<Self::Subscription, BusError> {
+        Err(BusError("the bus is down".into()))
+    }
+
+    async fn publish(&self, _: &StoredEvent) -> Result<(), BusError> {
+        Err(BusError("the bus is down".into()))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_published_after_the_append_and_only_then() {
     let bus = InMemoryEventBus::new(16);
-    let mut subscription = bus.subscribe();
+    let mut subscription = bus.subscribe(FeedPosition::default(), None).await.unwrap();
     let store = PublishingEventStore::new(common::pg_store().await, bus);
     let dispatcher = CommandDispatcher::new(store);
     let (tenant, item) = (TenantId::random(), AggregateId::random());
@@ -322,7 +333,7 @@ async fn events_are_published_after_the_append_and_only_then() {
         Err(EventStoreError::Concurrency { actual: 1, .. })
     ));
     assert!(
-        subscription.try_recv().is_err(),
+        subscription.try_recv().is_none(),
         "nothing published for a refused append"
     );
 

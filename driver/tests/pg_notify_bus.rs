@@ -4,6 +4,7 @@
 mod common;
 
 use forgeerp_infra::event_bus::pg_notify::SubscriptionConfig;
+use forgeerp_infra::event_bus::Subscription;
 use forgeerp_infra::{
     AggregateId, EventBus, EventStore, ExpectedVersion, FeedPosition, PgNotifyEventBus,
     PgNotifySubscription, StoredEvent, TenantId, UncommittedEvent,
@@ -54,7 +55,7 @@ async fn bus() -> PgNotifyEventBus {
 async fn committed_events_arrive_in_feed_order_woken_by_notify() {
     let store = common::pg_store().await;
     let tenant = TenantId::random();
-    let mut subscription = bus().await.subscribe(FeedPosition::default(), Some(tenant));
+    let mut subscription = bus().await.follow(FeedPosition::default(), Some(tenant));
     let mut written = Vec::new();
     for _ in 0..3 {
         written.extend(
@@ -82,7 +83,7 @@ async fn committed_events_arrive_in_feed_order_woken_by_notify() {
 async fn a_tenant_subscription_sees_only_that_tenant() {
     let store = common::pg_store().await;
     let (mine, theirs) = (TenantId::random(), TenantId::random());
-    let mut subscription = bus().await.subscribe(FeedPosition::default(), Some(mine));
+    let mut subscription = bus().await.follow(FeedPosition::default(), Some(mine));
     store
         .append(
             events(theirs, AggregateId::random(), 3),
@@ -121,7 +122,7 @@ async fn a_subscription_resumes_after_its_checkpoint() {
         )
         .await
         .unwrap();
-    let mut subscription = bus().await.subscribe(first[1].position(), Some(tenant));
+    let mut subscription = bus().await.follow(first[1].position(), Some(tenant));
     assert_eq!(
         receive(&mut subscription, 2, Duration::from_secs(2)).await,
         second
@@ -137,7 +138,7 @@ async fn a_lost_connection_is_reconnected_and_nothing_is_missed_or_repeated() {
         poll_interval: Duration::from_secs(30),
         ..SubscriptionConfig::default()
     });
-    let mut subscription = bus.subscribe(FeedPosition::default(), Some(tenant));
+    let mut subscription = bus.follow(FeedPosition::default(), Some(tenant));
     let mut written = store
         .append(
             events(tenant, AggregateId::random(), 2),
@@ -215,7 +216,7 @@ async fn publishing_to_the_postgres_bus_does_nothing_twice() {
 async fn an_event_held_back_by_an_older_transaction_arrives_when_it_ends() {
     let store = common::pg_store().await;
     let tenant = TenantId::random();
-    let mut subscription = bus().await.subscribe(FeedPosition::default(), Some(tenant));
+    let mut subscription = bus().await.follow(FeedPosition::default(), Some(tenant));
 
     // An older write transaction (another tenant) is open when our event commits.
     let (client, connection) =

@@ -5,9 +5,10 @@
 #![cfg(feature = "redis")]
 
 use forgeerp_infra::event_bus::redis_pubsub::{RedisPubSubEventBus, RedisSubscription};
+use forgeerp_infra::event_bus::Subscription;
 use forgeerp_infra::{
-    AggregateId, EventBus, EventStore, ExpectedVersion, InMemoryEventStore, StoredEvent, TenantId,
-    UncommittedEvent,
+    AggregateId, EventBus, EventStore, ExpectedVersion, FeedPosition, InMemoryEventStore,
+    StoredEvent, TenantId, UncommittedEvent,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -57,7 +58,7 @@ async fn subscribers(n: i64) {
 async fn published_envelopes_reach_a_live_subscriber_intact() {
     let bus = RedisPubSubEventBus::new(&url()).unwrap();
     let mut subscription = bus
-        .subscribe()
+        .subscribe(FeedPosition::default(), None)
         .await
         .expect("a Redis at FORGEERP_REDIS_URL: run scripts/setup.sh");
     subscribers(1).await;
@@ -81,7 +82,7 @@ async fn a_subscriber_that_was_offline_misses_what_was_published_meanwhile() {
     let bus = RedisPubSubEventBus::new(&url()).unwrap();
     let events = stored(2).await;
     bus.publish(&events[0]).await.unwrap(); // nobody of ours is listening: lost for us
-    let mut subscription = bus.subscribe().await.unwrap();
+    let mut subscription = bus.subscribe(FeedPosition::default(), None).await.unwrap();
     subscribers(1).await;
     bus.publish(&events[1]).await.unwrap();
     let mut got = Vec::new();
@@ -101,6 +102,6 @@ async fn a_subscriber_that_was_offline_misses_what_was_published_meanwhile() {
 async fn an_unreachable_redis_is_an_error_not_a_panic() {
     let bus = RedisPubSubEventBus::new("redis://127.0.0.1:1").unwrap();
     assert!(bus.publish(&stored(1).await[0]).await.is_err());
-    assert!(bus.subscribe().await.is_err());
+    assert!(bus.subscribe(FeedPosition::default(), None).await.is_err());
     assert!(RedisPubSubEventBus::new("not a url").is_err());
 }

@@ -1,7 +1,8 @@
 //! An in-process bus over a tokio broadcast channel, for tests.
 
-use super::{EventBus, PublishError};
-use crate::event::StoredEvent;
+use super::{BusError, EventBus, Subscription};
+use crate::event::{FeedPosition, StoredEvent};
+use crate::ids::TenantId;
 use tokio::sync::broadcast;
 
 /// In-process fan-out: every subscriber gets every event published after it
@@ -19,8 +20,8 @@ impl InMemoryEventBus {
         }
     }
 
-    /// A new subscription.
-    pub fn subscribe(&self) -> broadcast::Receiver<StoredEvent> {
+    /// A new receiver of everything published from now on.
+    pub fn receiver(&self) -> broadcast::Receiver<StoredEvent> {
         self.sender.subscribe()
     }
 }
@@ -32,9 +33,59 @@ impl Default for InMemoryEventBus {
 }
 
 impl EventBus for InMemoryEventBus {
-    async fn publish(&self, event: &StoredEvent) -> Result<(), PublishError> {
+    type Subscription = InMemorySubscription;
+
+    async fn publish(&self, event: &StoredEvent) -> Result<(), BusError> {
         // No subscriber is not an error: nobody is listening yet.
         let _ = self.sender.send(event.clone());
         Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        _from: FeedPosition,
+        tenant_id: Option<TenantId>,
+    ) -> Result<InMemorySubscription, BusError> {
+        Ok(InMemorySubscription {
+            receiver: self.sender.subscribe(),
+            tenant_id,
+        })
+    }
+}
+
+/// A live subscription to an `InMemoryEventBus`, optionally of one tenant.
+pub struct InMemorySubscription {
+    receiver: broadcast::Receiver<StoredEvent>,
+    tenant_id: Option<TenantId>,
+}
+
+impl InMemorySubscription {
+    fn wanted(&self, event: &StoredEvent) -> bool {
+        self.tenant_id.is_none_or(|t| t == event.tenant_id)
+    }
+}
+
+impl Subscription for InMemorySubscription {
+    async fn recv(&mut self) -> Option<StoredEvent> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(event) if self.wanted(&event) => return Some(event),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "in-memory subscriber lagged; events lost");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<StoredEvent> {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(event) if self.wanted(&event) => return Some(event),
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@
 //! checkpoint, so nothing committed meanwhile is missed. Delivery is in feed
 //! order, at least once (exactly once while the subscriber keeps running).
 
-use super::{EventBus, PublishError};
+use super::{BusError, EventBus, Subscription};
 use crate::event::{FeedPosition, StoredEvent};
 use crate::event_store::postgres::row_to_event;
 use crate::event_store::EventStoreError;
@@ -72,12 +72,9 @@ impl PgNotifyEventBus {
         self
     }
 
-    /// Follows the feed after `from`, of one tenant or all.
-    pub fn subscribe(
-        &self,
-        from: FeedPosition,
-        tenant_id: Option<TenantId>,
-    ) -> PgNotifySubscription {
+    /// Follows the feed after `from`, of one tenant or all (what
+    /// `EventBus::subscribe` does, without the `async`).
+    pub fn follow(&self, from: FeedPosition, tenant_id: Option<TenantId>) -> PgNotifySubscription {
         let (events, receiver) = mpsc::channel(self.config.buffer.max(1));
         let (stop, stopped) = watch::channel(false);
         let follower = Follower {
@@ -96,9 +93,19 @@ impl PgNotifyEventBus {
 }
 
 impl EventBus for PgNotifyEventBus {
-    async fn publish(&self, _event: &StoredEvent) -> Result<(), PublishError> {
+    type Subscription = PgNotifySubscription;
+
+    async fn publish(&self, _event: &StoredEvent) -> Result<(), BusError> {
         // The database notified listeners when the append committed.
         Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        from: FeedPosition,
+        tenant_id: Option<TenantId>,
+    ) -> Result<PgNotifySubscription, BusError> {
+        Ok(self.follow(from, tenant_id))
     }
 }
 
@@ -109,19 +116,17 @@ pub struct PgNotifySubscription {
     task: Option<JoinHandle<()>>,
 }
 
-impl PgNotifySubscription {
-    /// The next event; None once the subscription has stopped.
-    pub async fn recv(&mut self) -> Option<StoredEvent> {
+impl Subscription for PgNotifySubscription {
+    async fn recv(&mut self) -> Option<StoredEvent> {
         self.receiver.recv().await
     }
 
-    /// The next event if one is already waiting.
-    pub fn try_recv(&mut self) -> Option<StoredEvent> {
+    fn try_recv(&mut self) -> Option<StoredEvent> {
         self.receiver.try_recv().ok()
     }
 
     /// Stops following the feed and waits for the reader to finish.
-    pub async fn close(mut self) {
+    async fn close(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;

@@ -7,8 +7,9 @@
 //! dashboards), and let anything that must see every event read the feed
 //! (`PgNotifyEventBus`, `EventStore::read_all`).
 
-use super::{EventBus, PublishError};
-use crate::event::StoredEvent;
+use super::{BusError, EventBus, Subscription};
+use crate::event::{FeedPosition, StoredEvent};
+use crate::ids::TenantId;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{mpsc, Mutex};
@@ -25,9 +26,9 @@ pub struct RedisPubSubEventBus {
 
 impl RedisPubSubEventBus {
     /// A bus on the Redis server at `url` (`redis://host:port`).
-    pub fn new(url: &str) -> Result<Self, PublishError> {
+    pub fn new(url: &str) -> Result<Self, BusError> {
         let client =
-            redis::Client::open(url).map_err(|e| PublishError(format!("bad Redis URL: {e}")))?;
+            redis::Client::open(url).map_err(|e| BusError(format!("bad Redis URL: {e}")))?;
         Ok(RedisPubSubEventBus {
             client,
             publisher: Mutex::new(None),
@@ -35,21 +36,25 @@ impl RedisPubSubEventBus {
     }
 
     /// Subscribes from now on; earlier and missed messages are not delivered.
-    pub async fn subscribe(&self) -> Result<RedisSubscription, PublishError> {
+    async fn subscribe_live(
+        &self,
+        tenant_id: Option<TenantId>,
+    ) -> Result<RedisSubscription, BusError> {
         let mut pubsub = self
             .client
             .get_async_pubsub()
             .await
-            .map_err(|e| PublishError(e.to_string()))?;
+            .map_err(|e| BusError(e.to_string()))?;
         pubsub
             .subscribe(CHANNEL)
             .await
-            .map_err(|e| PublishError(e.to_string()))?;
+            .map_err(|e| BusError(e.to_string()))?;
         let (events, receiver) = mpsc::channel(1024);
         let task = tokio::spawn(async move {
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
                 match serde_json::from_slice::<StoredEvent>(message.get_payload_bytes()) {
+                    Ok(event) if tenant_id.is_some_and(|t| t != event.tenant_id) => {}
                     Ok(event) => {
                         if events.send(event).await.is_err() {
                             return;
@@ -66,15 +71,26 @@ impl RedisPubSubEventBus {
 }
 
 impl EventBus for RedisPubSubEventBus {
-    async fn publish(&self, event: &StoredEvent) -> Result<(), PublishError> {
-        let payload = serde_json::to_string(event).map_err(|e| PublishError(e.to_string()))?;
+    type Subscription = RedisSubscription;
+
+    /// Live only: `from` is ignored (Redis keeps nothing to replay).
+    async fn subscribe(
+        &self,
+        _from: FeedPosition,
+        tenant_id: Option<TenantId>,
+    ) -> Result<RedisSubscription, BusError> {
+        self.subscribe_live(tenant_id).await
+    }
+
+    async fn publish(&self, event: &StoredEvent) -> Result<(), BusError> {
+        let payload = serde_json::to_string(event).map_err(|e| BusError(e.to_string()))?;
         let mut publisher = self.publisher.lock().await;
         if publisher.is_none() {
             let connection = self
                 .client
                 .get_multiplexed_async_connection()
                 .await
-                .map_err(|e| PublishError(e.to_string()))?;
+                .map_err(|e| BusError(e.to_string()))?;
             *publisher = Some(connection);
         }
         let connection = publisher.as_mut().expect("connected just above");
@@ -85,7 +101,7 @@ impl EventBus for RedisPubSubEventBus {
             .await;
         if let Err(error) = result {
             *publisher = None; // reconnect next time
-            return Err(PublishError(error.to_string()));
+            return Err(BusError(error.to_string()));
         }
         Ok(())
     }
@@ -97,10 +113,13 @@ pub struct RedisSubscription {
     task: JoinHandle<()>,
 }
 
-impl RedisSubscription {
-    /// The next event; None once the connection is gone.
-    pub async fn recv(&mut self) -> Option<StoredEvent> {
+impl Subscription for RedisSubscription {
+    async fn recv(&mut self) -> Option<StoredEvent> {
         self.receiver.recv().await
+    }
+
+    fn try_recv(&mut self) -> Option<StoredEvent> {
+        self.receiver.try_recv().ok()
     }
 }
 

@@ -11,7 +11,7 @@
 //!   saved checkpoint.
 
 use crate::event::{FeedPosition, StoredEvent};
-use crate::event_bus::pg_notify::PgNotifyEventBus;
+use crate::event_bus::{EventBus, Subscription};
 use crate::ids::TenantId;
 use deadpool_postgres::Pool;
 use std::future::Future;
@@ -129,9 +129,9 @@ pub struct ProjectionWorker;
 impl ProjectionWorker {
     /// Runs `projection` over the feed (of `tenant_id` only, when given),
     /// from its saved checkpoint, until shut down.
-    pub fn spawn<P: PgProjection>(
+    pub fn spawn<P: PgProjection, B: EventBus + 'static>(
         pool: Pool,
-        bus: PgNotifyEventBus,
+        bus: B,
         projection: P,
         tenant_id: Option<TenantId>,
         config: WorkerConfig,
@@ -172,16 +172,27 @@ fn pool_error(error: deadpool_postgres::PoolError) -> ProjectionError {
     }
 }
 
-async fn run<P: PgProjection>(
+async fn run<P: PgProjection, B: EventBus>(
     pool: Pool,
-    bus: PgNotifyEventBus,
+    bus: B,
     projection: P,
     tenant_id: Option<TenantId>,
     config: WorkerConfig,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<FeedPosition, ProjectionError> {
     let mut position = ProjectionWorker::checkpoint(&pool, projection.name(), tenant_id).await?;
-    let mut subscription = bus.subscribe(position, tenant_id);
+    let mut subscription = loop {
+        match bus.subscribe(position, tenant_id).await {
+            Ok(subscription) => break subscription,
+            Err(error) => {
+                tracing::warn!(%error, "cannot subscribe; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(config.max_backoff) => {}
+                    _ = stopped.changed() => return Ok(position),
+                }
+            }
+        }
+    };
     loop {
         let first = tokio::select! {
             event = subscription.recv() => match event {
