@@ -7,6 +7,8 @@
 //!
 //! Prints a Markdown table; `bench/README.md` keeps the figures.
 
+mod common;
+
 use forgeerp_infra::inventory::{InventoryCommand, InventoryEvent, InventoryItem};
 use forgeerp_infra::{
     Aggregate, AggregateId, CommandDispatcher, DomainEvent, EventStore, ExpectedVersion,
@@ -21,39 +23,6 @@ const REPEATS: usize = 5;
 fn median(mut rates: Vec<f64>) -> f64 {
     rates.sort_by(f64::total_cmp);
     rates[rates.len() / 2]
-}
-
-fn admin_base() -> String {
-    let port = std::env::var("FORGEERP_PGPORT").unwrap_or_else(|_| "28815".into());
-    format!("host=127.0.0.1 port={port} user=postgres")
-}
-
-async fn fresh_database() -> String {
-    let name = "forgeerp_bench_driver";
-    let (admin, conn) = tokio_postgres::connect(
-        &format!("{} dbname=postgres", admin_base()),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("run scripts/setup.sh first");
-    tokio::spawn(conn);
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let (db, conn) = tokio_postgres::connect(
-        &format!("{} dbname={name}", admin_base()),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    db.batch_execute("CREATE EXTENSION forgeerp").await.unwrap();
-    format!("{} dbname={name}", admin_base())
 }
 
 fn receive(tenant: TenantId, item: AggregateId) -> UncommittedEvent {
@@ -192,7 +161,7 @@ async fn rehydration(store: &Arc<PgEventStore>, length: usize) -> (Duration, Dur
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let url = fresh_database().await;
+    let url = common::fresh_database("forgeerp_bench_driver").await;
     let store = Arc::new(PgEventStore::connect(&url, CLIENTS).unwrap());
 
     println!("| workload | raw appends/s | dispatched/s (as shipped) | overhead | dispatched/s, no state cache | overhead |");

@@ -5,6 +5,8 @@
 //! bash scripts/setup.sh && cargo bench -p forgeerp-infra --bench projection
 //! ```
 
+mod common;
+
 use forgeerp_infra::inventory::{InventoryEvent, InventoryItem};
 use forgeerp_infra::{
     Aggregate, AggregateId, DomainEvent, EventStore, ExpectedVersion, FeedPosition,
@@ -17,36 +19,6 @@ const BACKLOG_STREAMS: usize = 1000;
 const EVENTS_PER_STREAM: usize = 100;
 const RATE: u64 = 200;
 const LATENCY_SECONDS: u64 = 10;
-
-fn admin_base() -> String {
-    let port = std::env::var("FORGEERP_PGPORT").unwrap_or_else(|_| "28815".into());
-    format!("host=127.0.0.1 port={port} user=postgres")
-}
-
-async fn fresh_database(name: &str) -> String {
-    let (admin, conn) = tokio_postgres::connect(
-        &format!("{} dbname=postgres", admin_base()),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("run scripts/setup.sh first");
-    tokio::spawn(conn);
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = format!("{} dbname={name}", admin_base());
-    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    db.batch_execute("CREATE EXTENSION forgeerp").await.unwrap();
-    url
-}
 
 fn event(tenant: TenantId, item: AggregateId, event: InventoryEvent) -> UncommittedEvent {
     UncommittedEvent::new(
@@ -66,7 +38,7 @@ async fn checkpoint(store: &PgEventStore) -> FeedPosition {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let url = fresh_database("forgeerp_bench_projection").await;
+    let url = common::fresh_database("forgeerp_bench_projection").await;
     let store = PgEventStore::connect(&url, 4).unwrap();
     PgTenantStore::<String, String>::migrate(store.pool())
         .await

@@ -303,18 +303,28 @@ async fn apply_batch_once<P: PgProjection>(
         .await?;
         projection.apply_batch(&tx, run).await?;
     }
-    let last = &batch[batch.len() - 1];
+    save_checkpoint(&tx, projection.name(), tenant_id, &batch[batch.len() - 1]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Moves the checkpoint to `event`, inside the caller's transaction.
+async fn save_checkpoint(
+    tx: &tokio_postgres::Transaction<'_>,
+    projection: &str,
+    tenant_id: Option<TenantId>,
+    event: &StoredEvent,
+) -> Result<(), ProjectionError> {
     tx.execute(
         SAVE_CHECKPOINT,
         &[
-            &projection.name(),
+            &projection,
             &tenant_key(tenant_id),
-            &last.transaction_id,
-            &last.global_position,
+            &event.transaction_id,
+            &event.global_position,
         ],
     )
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -338,16 +348,7 @@ async fn apply_once<P: PgProjection>(
     )
     .await?;
     projection.apply(&tx, event).await?;
-    tx.execute(
-        SAVE_CHECKPOINT,
-        &[
-            &projection.name(),
-            &tenant_key(tenant_id),
-            &event.transaction_id,
-            &event.global_position,
-        ],
-    )
-    .await?;
+    save_checkpoint(&tx, projection.name(), tenant_id, event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -381,16 +382,7 @@ async fn park<P: PgProjection>(
         ],
     )
     .await?;
-    tx.execute(
-        SAVE_CHECKPOINT,
-        &[
-            &projection.name(),
-            &tenant_key(tenant_id),
-            &event.transaction_id,
-            &event.global_position,
-        ],
-    )
-    .await?;
+    save_checkpoint(&tx, projection.name(), tenant_id, event).await?;
     tx.commit().await?;
     Ok(())
 }
