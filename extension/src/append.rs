@@ -77,6 +77,16 @@ impl ExpectedVersion {
         }
     }
 
+    /// The contract's encoding, as the argument came in.
+    fn to_arg(self) -> Option<i64> {
+        match self {
+            ExpectedVersion::Any => None,
+            ExpectedVersion::NoStream => Some(0),
+            ExpectedVersion::StreamExists => Some(-1),
+            ExpectedVersion::Exact(n) => Some(n),
+        }
+    }
+
     fn describe(self) -> String {
         match self {
             ExpectedVersion::Any => "any version".into(),
@@ -262,12 +272,7 @@ fn append_to_stream(
 
     let plans = plans(client);
     let transaction_id = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
-    let expected = match req.expected {
-        ExpectedVersion::Any => None,
-        ExpectedVersion::NoStream => Some(0),
-        ExpectedVersion::StreamExists => Some(-1),
-        ExpectedVersion::Exact(n) => Some(n),
-    };
+    let expected = req.expected.to_arg();
     let args = [
         transaction_id.into(),
         req.tenant_id.into(),
@@ -460,11 +465,8 @@ fn version_mismatch(req: &AppendRequest<'_>, actual: i64) -> StoreError {
         "tenant {}, aggregate {}: expected_version {}, actual version {actual}",
         req.tenant_text,
         req.aggregate_text,
-        match req.expected {
-            ExpectedVersion::Any => "NULL".to_string(),
-            ExpectedVersion::NoStream => "0".to_string(),
-            ExpectedVersion::StreamExists => "-1".to_string(),
-            ExpectedVersion::Exact(n) => n.to_string(),
-        }
+        req.expected
+            .to_arg()
+            .map_or_else(|| "NULL".to_string(), |n| n.to_string())
     ))
 }
