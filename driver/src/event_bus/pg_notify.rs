@@ -210,10 +210,8 @@ impl Follower {
         });
         let result = async {
             client.batch_execute("SET application_name = 'forgeerp-subscription'; LISTEN forgeerp_events").await?;
-            let read = match self.tenant_id {
-                Some(_) => client.prepare("SELECT e.* FROM forgeerp.read_all($1, $2, $3, $4) AS e").await?,
-                None => client.prepare("SELECT e.* FROM forgeerp.read_all($1, $2, $3) AS e").await?,
-            };
+            // tenant_id NULL: every tenant (the subscription binds none).
+            let read = client.prepare("SELECT e.* FROM forgeerp.read_all($1, $2, $3, $4) AS e").await?;
             let mut tick = tokio::time::interval(self.config.poll_interval);
             // After a wake-up whose read found nothing, read again soon: the
             // event may be held back by an older transaction still in flight.
@@ -262,33 +260,18 @@ impl Follower {
         let mut delivered = 0;
         loop {
             let after = self.position;
-            let rows = match self.tenant_id {
-                Some(tenant) => {
-                    client
-                        .query(
-                            read,
-                            &[
-                                &after.transaction_id,
-                                &after.global_position,
-                                &self.config.page_size,
-                                &tenant.as_uuid(),
-                            ],
-                        )
-                        .await?
-                }
-                None => {
-                    client
-                        .query(
-                            read,
-                            &[
-                                &after.transaction_id,
-                                &after.global_position,
-                                &self.config.page_size,
-                            ],
-                        )
-                        .await?
-                }
-            };
+            let tenant = self.tenant_id.map(|t| t.as_uuid());
+            let rows = client
+                .query(
+                    read,
+                    &[
+                        &after.transaction_id,
+                        &after.global_position,
+                        &self.config.page_size,
+                        &tenant,
+                    ],
+                )
+                .await?;
             for row in &rows {
                 let event = row_to_event(row).map_err(Lost::Store)?;
                 let position = event.position();

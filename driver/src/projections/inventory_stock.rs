@@ -13,7 +13,9 @@ use crate::event::{DomainEvent, FeedPosition, StoredEvent};
 use crate::event_store::postgres::row_to_event;
 use crate::ids::{AggregateId, TenantId};
 use crate::inventory::{InventoryEvent, InventoryItem};
-use crate::read_model::tenant_store::{PgTenantStore, ReadModelError, TenantStore};
+use crate::read_model::tenant_store::{
+    in_bound_transaction, PgTenantStore, ReadModelError, TenantStore,
+};
 use crate::workers::projection_worker::{PgProjection, ProjectionError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -119,21 +121,16 @@ impl InventoryStockProjection {
         tenant_id: TenantId,
         item: AggregateId,
     ) -> Result<Vec<StockPoint>, ReadModelError> {
-        let mut client = pool
-            .get()
-            .await
-            .map_err(|e| ReadModelError::Connection(e.to_string()))?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
-            .await?;
-        let rows = tx
-            .query(
-                "SELECT sequence_number, occurred_at, on_hand, reserved FROM forgeerp_read.stock_history
-                  WHERE tenant_id = $1 AND aggregate_id = $2 ORDER BY sequence_number",
-                &[&tenant_id.as_uuid(), &item.as_uuid()],
-            )
-            .await?;
-        tx.commit().await?;
+        let rows = in_bound_transaction(pool, tenant_id, async |tx| {
+            Ok(tx
+                .query(
+                    "SELECT sequence_number, occurred_at, on_hand, reserved FROM forgeerp_read.stock_history
+                      WHERE tenant_id = $1 AND aggregate_id = $2 ORDER BY sequence_number",
+                    &[&tenant_id.as_uuid(), &item.as_uuid()],
+                )
+                .await?)
+        })
+        .await?;
         Ok(rows
             .iter()
             .map(|r| StockPoint {

@@ -197,25 +197,24 @@ impl<K, V> PgTenantStore<K, V> {
         tx.commit().await?;
         Ok(())
     }
+}
 
-    /// Runs `f` in a transaction bound to `tenant_id`.
-    async fn bound<R>(
-        &self,
-        tenant_id: TenantId,
-        f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<R, ReadModelError>,
-    ) -> Result<R, ReadModelError> {
-        let mut client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| ReadModelError::Connection(e.to_string()))?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
-            .await?;
-        let result = f(&tx).await?;
-        tx.commit().await?;
-        Ok(result)
-    }
+/// Runs `f` in a transaction of `pool` bound to `tenant_id` (`forgeerp.bind_tenant`).
+pub(crate) async fn in_bound_transaction<R>(
+    pool: &Pool,
+    tenant_id: TenantId,
+    f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<R, ReadModelError>,
+) -> Result<R, ReadModelError> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| ReadModelError::Connection(e.to_string()))?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
+        .await?;
+    let result = f(&tx).await?;
+    tx.commit().await?;
+    Ok(result)
 }
 
 fn decode<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ReadModelError> {
@@ -229,7 +228,7 @@ where
 {
     async fn get(&self, tenant_id: TenantId, key: &K) -> Result<Option<V>, ReadModelError> {
         let key = key.to_string();
-        self.bound(tenant_id, async |tx| {
+        in_bound_transaction(&self.pool, tenant_id, async |tx| {
             let row = tx
                 .query_opt(
                     "SELECT value FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 AND key = $3",
@@ -245,7 +244,7 @@ where
         let key = key.to_string();
         let value =
             serde_json::to_value(value).map_err(|e| ReadModelError::Decode(e.to_string()))?;
-        self.bound(tenant_id, async |tx| {
+        in_bound_transaction(&self.pool, tenant_id, async |tx| {
             tx.execute(
                 "INSERT INTO forgeerp_read.entries (model, tenant_id, key, value) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (model, tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = now()",
@@ -259,7 +258,7 @@ where
 
     async fn delete(&self, tenant_id: TenantId, key: &K) -> Result<bool, ReadModelError> {
         let key = key.to_string();
-        self.bound(tenant_id, async |tx| {
+        in_bound_transaction(&self.pool, tenant_id, async |tx| {
             let deleted = tx
                 .execute(
                     "DELETE FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 AND key = $3",
@@ -272,7 +271,7 @@ where
     }
 
     async fn list(&self, tenant_id: TenantId) -> Result<Vec<(K, V)>, ReadModelError> {
-        self.bound(tenant_id, async |tx| {
+        in_bound_transaction(&self.pool, tenant_id, async |tx| {
             let rows = tx
                 .query(
                     "SELECT key, value FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 ORDER BY key",
@@ -291,7 +290,7 @@ where
     }
 
     async fn clear(&self, tenant_id: TenantId) -> Result<u64, ReadModelError> {
-        self.bound(tenant_id, async |tx| {
+        in_bound_transaction(&self.pool, tenant_id, async |tx| {
             Ok(tx
                 .execute(
                     "DELETE FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2",
