@@ -48,20 +48,28 @@ CREATE TABLE IF NOT EXISTS forgeerp_read.parked_events (
     PRIMARY KEY (projection, event_id)
 );
 
--- The stock levels of each item over time, for the anomaly detector.
-CREATE TABLE IF NOT EXISTS forgeerp_read.stock_history (
-    tenant_id       uuid        NOT NULL,
-    aggregate_id    uuid        NOT NULL,
-    sequence_number bigint      NOT NULL,
-    occurred_at     timestamptz NOT NULL,
-    on_hand         bigint      NOT NULL,
-    reserved        bigint      NOT NULL,
-    PRIMARY KEY (tenant_id, aggregate_id, sequence_number)
+-- The stock levels of each item over time, for the anomaly detector. One row
+-- per run of consecutive events of an item applied in one projection batch
+-- (a live event is a run of one; a catch-up batch of 500 events of 5 items is
+-- 5 rows, not 500): point i of a run is sequence first_sequence + i - 1.
+CREATE TABLE IF NOT EXISTS forgeerp_read.stock_history_runs (
+    tenant_id      uuid          NOT NULL,
+    aggregate_id   uuid          NOT NULL,
+    first_sequence bigint        NOT NULL,
+    last_sequence  bigint        NOT NULL,
+    occurred_at    timestamptz[] NOT NULL,
+    on_hand        bigint[]      NOT NULL,
+    reserved       bigint[]      NOT NULL,
+    PRIMARY KEY (tenant_id, aggregate_id, first_sequence),
+    CHECK (first_sequence >= 1 AND last_sequence >= first_sequence),
+    CHECK (cardinality(occurred_at) = last_sequence - first_sequence + 1
+       AND cardinality(on_hand) = last_sequence - first_sequence + 1
+       AND cardinality(reserved) = last_sequence - first_sequence + 1)
 );
 
-ALTER TABLE forgeerp_read.stock_history ENABLE ROW LEVEL SECURITY;
-ALTER TABLE forgeerp_read.stock_history FORCE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS bound_tenant_only ON forgeerp_read.stock_history;
-CREATE POLICY bound_tenant_only ON forgeerp_read.stock_history
+ALTER TABLE forgeerp_read.stock_history_runs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE forgeerp_read.stock_history_runs FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS bound_tenant_only ON forgeerp_read.stock_history_runs;
+CREATE POLICY bound_tenant_only ON forgeerp_read.stock_history_runs
     USING (tenant_id::text = lower(current_setting('forgeerp.tenant_id', true)))
     WITH CHECK (tenant_id::text = lower(current_setting('forgeerp.tenant_id', true)));

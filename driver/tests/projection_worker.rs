@@ -448,3 +448,80 @@ async fn a_batch_folds_in_memory_skips_duplicates_and_refuses_gaps() {
         .collect();
     assert_eq!(history, vec![1, 2, 3]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebuild_heals_a_stream_whose_events_commit_out_of_feed_order() {
+    let (_, store, _) = setup("_proj_rebuild_order").await;
+    let (tenant, item, other) = (
+        TenantId::random(),
+        AggregateId::random(),
+        AggregateId::random(),
+    );
+    let dispatcher = CommandDispatcher::new(store.clone());
+    for id in [item, other] {
+        dispatcher
+            .dispatch::<InventoryItem>(
+                tenant,
+                id,
+                &C::CreateItem {
+                    sku: "S".into(),
+                    name: "N".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // Transaction A takes its transaction id first (an append to `other`)...
+    let mut early = store.pool().get().await.unwrap();
+    let a = early.transaction().await.unwrap();
+    let received =
+        |quantity: i64| json!([{"event_type": "StockReceived", "payload": {"quantity": quantity}}]);
+    a.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant.as_uuid()])
+        .await
+        .unwrap();
+    a.query(
+        "SELECT * FROM forgeerp.append($1, 'inventory.item', $2, NULL, $3)",
+        &[&tenant.as_uuid(), &other.as_uuid(), &received(1)],
+    )
+    .await
+    .unwrap();
+    // ...B appends sequence 2 of `item` and commits...
+    dispatcher
+        .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 5 })
+        .await
+        .unwrap();
+    // ...and A appends sequence 3 and commits: in feed order 3 comes before 2.
+    a.query(
+        "SELECT * FROM forgeerp.append($1, 'inventory.item', $2, 2, $3)",
+        &[&tenant.as_uuid(), &item.as_uuid(), &received(7)],
+    )
+    .await
+    .unwrap();
+    a.commit().await.unwrap();
+    let feed: Vec<(AggregateId, u64)> = store
+        .read_all(FeedPosition::default(), 100, Some(tenant))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.aggregate_id, e.sequence_number))
+        .collect();
+    let (three, two) = (
+        feed.iter().position(|e| *e == (item, 3)).unwrap(),
+        feed.iter().position(|e| *e == (item, 2)).unwrap(),
+    );
+    assert!(three < two, "the set-up put sequence 3 first: {feed:?}");
+
+    let applied = InventoryStockProjection::rebuild_tenant(store.pool(), tenant)
+        .await
+        .unwrap();
+    assert_eq!(applied, 5);
+    expect_stock(&store, tenant, item, 12, 0).await;
+    expect_stock(&store, tenant, other, 1, 0).await;
+    let history: Vec<(u64, i64)> = InventoryStockProjection::history(store.pool(), tenant, item)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| (p.sequence_number, p.on_hand))
+        .collect();
+    assert_eq!(history, vec![(1, 0), (2, 5), (3, 12)]);
+}

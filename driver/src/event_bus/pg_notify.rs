@@ -45,7 +45,7 @@ impl Default for SubscriptionConfig {
             page_size: 500,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
-            buffer: 1024,
+            buffer: 4096,
         }
     }
 }

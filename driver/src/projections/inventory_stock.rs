@@ -80,23 +80,59 @@ pub struct StockPoint {
     pub reserved: i64,
 }
 
-/// History rows of a batch, column by column (for `unnest`).
+/// The history points of a batch as runs, one per item: consecutive points
+/// stored side by side, so each run is a slice of the flat arrays.
 #[derive(Default)]
-struct HistoryRows {
-    aggregate_ids: Vec<uuid::Uuid>,
-    sequence_numbers: Vec<i64>,
-    occurred_at: Vec<DateTime<Utc>>,
-    on_hand: Vec<i64>,
-    reserved: Vec<i64>,
+struct HistoryRuns {
+    /// Run index by item.
+    by_item: std::collections::HashMap<uuid::Uuid, usize>,
+    /// Per run: item, first sequence number, its points.
+    items: Vec<uuid::Uuid>,
+    first: Vec<i64>,
+    points: Vec<Vec<(DateTime<Utc>, i64, i64)>>,
 }
 
-impl HistoryRows {
+impl HistoryRuns {
+    /// Adds the level `event` produced; the caller applies an item's events
+    /// consecutively.
     fn push(&mut self, event: &StoredEvent, level: &StockLevel) {
-        self.aggregate_ids.push(event.aggregate_id.as_uuid());
-        self.sequence_numbers.push(event.sequence_number as i64);
-        self.occurred_at.push(event.occurred_at);
-        self.on_hand.push(level.on_hand);
-        self.reserved.push(level.reserved);
+        let item = event.aggregate_id.as_uuid();
+        let run = *self.by_item.entry(item).or_insert_with(|| {
+            self.items.push(item);
+            self.first.push(event.sequence_number as i64);
+            self.points.push(Vec::new());
+            self.items.len() - 1
+        });
+        self.points[run].push((event.occurred_at, level.on_hand, level.reserved));
+    }
+
+    /// Writes the runs in one statement: per run, its item, first sequence,
+    /// length and offset into the flat columns.
+    async fn insert(
+        self,
+        tx: &tokio_postgres::Transaction<'_>,
+        tenant: uuid::Uuid,
+    ) -> Result<(), tokio_postgres::Error> {
+        let (mut lengths, mut offsets) = (Vec::new(), Vec::new());
+        let (mut occurred_at, mut on_hand, mut reserved) = (Vec::new(), Vec::new(), Vec::new());
+        for points in &self.points {
+            offsets.push(occurred_at.len() as i32 + 1);
+            lengths.push(points.len() as i32);
+            for (at, hand, held) in points {
+                occurred_at.push(*at);
+                on_hand.push(*hand);
+                reserved.push(*held);
+            }
+        }
+        tx.execute(
+            "INSERT INTO forgeerp_read.stock_history_runs (tenant_id, aggregate_id, first_sequence, last_sequence, occurred_at, on_hand, reserved)
+             SELECT $1, a, f, f + n - 1, ($6::timestamptz[])[o : o + n - 1], ($7::bigint[])[o : o + n - 1], ($8::bigint[])[o : o + n - 1]
+               FROM unnest($2::uuid[], $3::bigint[], $4::int[], $5::int[]) AS u (a, f, n, o)
+             ON CONFLICT DO NOTHING",
+            &[&tenant, &self.items, &self.first, &lengths, &offsets, &occurred_at, &on_hand, &reserved],
+        )
+        .await?;
+        Ok(())
     }
 }
 
@@ -124,8 +160,11 @@ impl InventoryStockProjection {
         let rows = in_bound_transaction(pool, tenant_id, async |tx| {
             Ok(tx
                 .query(
-                    "SELECT sequence_number, occurred_at, on_hand, reserved FROM forgeerp_read.stock_history
-                      WHERE tenant_id = $1 AND aggregate_id = $2 ORDER BY sequence_number",
+                    "SELECT h.first_sequence + p.i - 1, p.occurred_at, p.on_hand, p.reserved
+                       FROM forgeerp_read.stock_history_runs AS h,
+                            unnest(h.occurred_at, h.on_hand, h.reserved) WITH ORDINALITY AS p (occurred_at, on_hand, reserved, i)
+                      WHERE h.tenant_id = $1 AND h.aggregate_id = $2
+                      ORDER BY h.first_sequence, p.i",
                     &[&tenant_id.as_uuid(), &item.as_uuid()],
                 )
                 .await?)
@@ -158,7 +197,7 @@ impl InventoryStockProjection {
         )
         .await?;
         tx.execute(
-            "DELETE FROM forgeerp_read.stock_history WHERE tenant_id = $1",
+            "DELETE FROM forgeerp_read.stock_history_runs WHERE tenant_id = $1",
             &[&tenant_id.as_uuid()],
         )
         .await?;
@@ -175,13 +214,28 @@ impl InventoryStockProjection {
                     ],
                 )
                 .await?;
-            for row in &rows {
-                let event =
-                    row_to_event(row).map_err(|e| ProjectionError::Decode(e.to_string()))?;
-                after = event.position();
-                InventoryStockProjection.apply(&tx, &event).await?;
-                applied += 1;
+            let events = rows
+                .iter()
+                .map(row_to_event)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ProjectionError::Decode(e.to_string()))?;
+            if let Some(last) = events.last() {
+                after = last.position();
             }
+            // The page as one batch; where it cannot be (a stream's events out
+            // of feed order), event by event, which heals the gap.
+            tx.batch_execute("SAVEPOINT page").await?;
+            if InventoryStockProjection
+                .apply_batch(&tx, &events)
+                .await
+                .is_err()
+            {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT page").await?;
+                for event in &events {
+                    InventoryStockProjection.apply(&tx, event).await?;
+                }
+            }
+            applied += events.len() as u64;
             if rows.len() < 1000 {
                 break;
             }
@@ -203,8 +257,8 @@ impl InventoryStockProjection {
         let item = level.to_item().apply(&decoded);
         let next = StockLevel::from_item(&item, event.sequence_number);
         tx.execute(
-            "INSERT INTO forgeerp_read.stock_history (tenant_id, aggregate_id, sequence_number, occurred_at, on_hand, reserved)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO forgeerp_read.stock_history_runs (tenant_id, aggregate_id, first_sequence, last_sequence, occurred_at, on_hand, reserved)
+             VALUES ($1, $2, $3, $3, ARRAY[$4::timestamptz], ARRAY[$5::bigint], ARRAY[$6::bigint]) ON CONFLICT DO NOTHING",
             &[
                 &event.tenant_id.as_uuid(),
                 &event.aggregate_id.as_uuid(),
@@ -224,8 +278,9 @@ impl PgProjection for InventoryStockProjection {
         MODEL
     }
 
-    /// A run of one tenant's events in four statements: read the items'
-    /// levels, fold the events in memory, write levels and history back.
+    /// A run of one tenant's events in three statements: read the items'
+    /// levels, fold the events in memory, then write the levels and one
+    /// history run per item, pipelined.
     /// A gap anywhere sends the run back to `apply`, which heals it.
     async fn apply_batch(
         &self,
@@ -256,7 +311,7 @@ impl PgProjection for InventoryStockProjection {
                 .map_err(|e| ProjectionError::Decode(e.to_string()))?;
             levels.insert(row.get(0), level);
         }
-        let mut history = HistoryRows::default();
+        let mut history = HistoryRuns::default();
         for event in events {
             let key = event.aggregate_id.to_string();
             let level = levels.entry(key).or_default();
@@ -291,20 +346,16 @@ impl PgProjection for InventoryStockProjection {
             .collect::<Result<Vec<_>, ProjectionError>>()?
             .into_iter()
             .unzip();
-        tx.execute(
+        // Both writes in one round trip (tokio-postgres pipelines them, in order).
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&MODEL, &tenant, &keys, &values];
+        let levels = tx.execute(
             "INSERT INTO forgeerp_read.entries (model, tenant_id, key, value)
              SELECT $1, $2, k, v FROM unnest($3::text[], $4::jsonb[]) AS u (k, v)
              ON CONFLICT (model, tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = now()",
-            &[&MODEL, &tenant, &keys, &values],
-        )
-        .await?;
-        tx.execute(
-            "INSERT INTO forgeerp_read.stock_history (tenant_id, aggregate_id, sequence_number, occurred_at, on_hand, reserved)
-             SELECT $1, a, s, o, h, r FROM unnest($2::uuid[], $3::bigint[], $4::timestamptz[], $5::bigint[], $6::bigint[]) AS u (a, s, o, h, r)
-             ON CONFLICT DO NOTHING",
-            &[&tenant, &history.aggregate_ids, &history.sequence_numbers, &history.occurred_at, &history.on_hand, &history.reserved],
-        )
-        .await?;
+            &params,
+        );
+        tokio::try_join!(levels, history.insert(tx, tenant))?;
         Ok(())
     }
 

@@ -99,7 +99,7 @@ impl Default for WorkerConfig {
             max_attempts: 5,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
-            batch_size: 500,
+            batch_size: 2000,
         }
     }
 }
@@ -293,17 +293,39 @@ async fn apply_batch_once<P: PgProjection>(
 ) -> Result<(), ProjectionError> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await?;
+    // The checkpoint goes out with the first run: it is independent of the
+    // projection's statements and commits (or not) with them.
+    let mut checkpoint = Some(save_checkpoint(
+        &tx,
+        projection.name(),
+        tenant_id,
+        &batch[batch.len() - 1],
+    ));
     for run in batch.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
         // The worker is trusted code moving between tenants on purpose, which
         // `bind_tenant` (one tenant per transaction) would refuse.
-        tx.execute(
-            "SELECT pg_catalog.set_config('forgeerp.tenant_id', $1, true)",
-            &[&run[0].tenant_id.to_string()],
-        )
-        .await?;
-        projection.apply_batch(&tx, run).await?;
+        // Pipelined ahead of the run's first statement. Requests run in the
+        // order they are first polled, and `try_join!` polls `bind` first; it
+        // is a single simple-protocol request (a uuid, safe to inline), so it
+        // executes before anything of the run (a parameterized statement is
+        // two requests, prepare then execute, and could be overtaken).
+        let bind = async {
+            tx.batch_execute(&format!(
+                "SELECT pg_catalog.set_config('forgeerp.tenant_id', '{}', true)",
+                run[0].tenant_id.as_uuid()
+            ))
+            .await
+            .map_err(ProjectionError::from)
+        };
+        let saved = async {
+            match checkpoint.take() {
+                Some(save) => save.await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(bind, projection.apply_batch(&tx, run), saved)?;
     }
-    save_checkpoint(&tx, projection.name(), tenant_id, &batch[batch.len() - 1]).await?;
+    drop(checkpoint);
     tx.commit().await?;
     Ok(())
 }
