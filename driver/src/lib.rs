@@ -1,7 +1,7 @@
 //! `forgeerp-infra`: the driver of the forgeerp event store.
 //!
 //! Domain modules ([`ids`], [`expected_version`], [`event`], [`aggregate`],
-//! [`inventory`]) are pure and import nothing from the infrastructure
+//! [`inventory`], [`anomaly`]) are pure and import nothing from the infrastructure
 //! modules ([`event_store`], [`event_bus`], [`command_dispatcher`]).
 //!
 //! ```no_run
@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod anomaly;
 pub mod command_dispatcher;
 pub mod event;
 pub mod event_bus;
@@ -58,12 +59,13 @@ pub use workers::projection_worker::{
 #[cfg(test)]
 mod boundary {
     /// The domain modules and their source.
-    const DOMAIN: [(&str, &str); 5] = [
+    const DOMAIN: [(&str, &str); 6] = [
         ("ids", include_str!("ids.rs")),
         ("expected_version", include_str!("expected_version.rs")),
         ("event", include_str!("event.rs")),
         ("aggregate", include_str!("aggregate.rs")),
         ("inventory", include_str!("inventory.rs")),
+        ("anomaly", include_str!("anomaly.rs")),
     ];
 
     #[test]
@@ -73,6 +75,10 @@ mod boundary {
                 "crate::event_store",
                 "crate::event_bus",
                 "crate::command_dispatcher",
+                "crate::read_model",
+                "crate::projections",
+                "crate::workers",
+                "crate::ai",
                 "tokio",
                 "deadpool",
                 "tracing",
