@@ -84,7 +84,7 @@ pub struct InventorySnapshot {
 }
 
 /// What kind of unusual movement was found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
     /// Far more units left than usual at once (theft-like drop, shipping mistake).

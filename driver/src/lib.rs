@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod ai;
 pub mod anomaly;
 pub mod command_dispatcher;
 pub mod event;
@@ -37,6 +38,12 @@ pub mod read_model;
 pub mod workers;
 
 pub use aggregate::Aggregate;
+pub use ai::insight_sink::{AiInsight, AiInsightSink, InMemoryInsightSink, PgInsightSink};
+pub use ai::inventory_anomaly_runner::{
+    AnomalyTrigger, InventoryAnomalyRunner, InventoryAnomalyRunnerHandle, RunnerConfig,
+    RunnerStats, TriggeringProjection,
+};
+pub use anomaly::{AnomalyDetector, InventorySnapshot};
 pub use command_dispatcher::{CommandDispatcher, DispatchError, Dispatched, RetryPolicy};
 pub use event::{DomainEvent, EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
 pub use event_bus::in_memory::InMemoryEventBus;
@@ -48,10 +55,13 @@ pub use event_store::publishing::PublishingEventStore;
 pub use event_store::{EventStore, EventStoreError};
 pub use expected_version::ExpectedVersion;
 pub use ids::{AggregateId, EventId, InvalidId, TenantId};
-pub use projections::inventory_stock::{InventoryStockProjection, StockLevel, StockPoint};
+pub use projections::inventory_stock::{
+    InventoryStockProjection, InventoryStockReader, StockLevel, StockPoint,
+};
 pub use read_model::tenant_store::{
     InMemoryTenantStore, PgTenantStore, ReadModelError, TenantStore,
 };
+pub use read_model::ReadModelReader;
 pub use workers::projection_worker::{
     PgProjection, ProjectionError, ProjectionWorker, WorkerConfig, WorkerHandle,
 };

@@ -63,6 +63,13 @@ pub trait PgProjection: Send + Sync + 'static {
         event: &StoredEvent,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
 
+    /// Called after `events` were committed to the read model (or parked):
+    /// the place to wake whatever reads it. Must not block; the default
+    /// does nothing.
+    fn committed(&self, events: &[StoredEvent]) {
+        let _ = events;
+    }
+
     /// Applies events of one tenant, in feed order, inside `tx` (bound to
     /// that tenant). The default applies them one by one; a projection can
     /// do better. An error makes the worker retry the events one by one.
@@ -217,6 +224,7 @@ async fn run<P: PgProjection, B: EventBus>(
             match apply_batch_once(&pool, &projection, tenant_id, &batch).await {
                 Ok(()) => {
                     position = last;
+                    projection.committed(&batch);
                     continue;
                 }
                 Err(error) => {
@@ -232,6 +240,7 @@ async fn run<P: PgProjection, B: EventBus>(
                 return Err(error);
             }
             position = event.position();
+            projection.committed(std::slice::from_ref(&event));
         }
     }
     subscription.close().await;

@@ -1,0 +1,5 @@
+//! AI jobs: they read tenant snapshots of read models and write insights to
+//! a sink, never to the event streams, and never in the way of the write path.
+
+pub mod insight_sink;
+pub mod inventory_anomaly_runner;

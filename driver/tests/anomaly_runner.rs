@@ -1,0 +1,428 @@
+//! The inventory anomaly runner: cadence, backoff and coalescing on tokio's
+//! paused clock (with a scripted reader: the real one is tested end to end
+//! below), isolation from the write path, and end to end on the real cluster.
+
+mod common;
+
+use chrono::{Duration as Days, TimeZone, Utc};
+use forgeerp_infra::anomaly::{AnomalyKind, InventorySnapshot, ItemSnapshot, TrendPoint};
+use forgeerp_infra::event_bus::pg_notify::SubscriptionConfig;
+use forgeerp_infra::inventory::{InventoryCommand as C, InventoryItem};
+use forgeerp_infra::read_model::ReadModelError;
+use forgeerp_infra::{
+    AggregateId, AiInsight, AiInsightSink, AnomalyDetector, CommandDispatcher, InMemoryInsightSink,
+    InventoryAnomalyRunner, InventoryStockProjection, InventoryStockReader, PgEventStore,
+    PgInsightSink, PgNotifyEventBus, PgTenantStore, ProjectionWorker, ReadModelReader,
+    RunnerConfig, TenantId, TriggeringProjection, WorkerConfig,
+};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A reader with a fixed snapshot (a theft-like drop in a steady series)
+/// that fails its first `failures` calls and records when it was called.
+#[derive(Clone)]
+struct ScriptedReader {
+    failures: Arc<AtomicU32>,
+    calls: Arc<Mutex<Vec<tokio::time::Instant>>>,
+    item: AggregateId,
+}
+
+impl ScriptedReader {
+    fn new(failures: u32) -> Self {
+        ScriptedReader {
+            failures: Arc::new(AtomicU32::new(failures)),
+            calls: Arc::default(),
+            item: AggregateId::random(),
+        }
+    }
+
+    fn calls(&self) -> Vec<tokio::time::Instant> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl ReadModelReader<InventorySnapshot> for ScriptedReader {
+    async fn snapshot(&self, tenant_id: TenantId) -> Result<InventorySnapshot, ReadModelError> {
+        self.calls.lock().unwrap().push(tokio::time::Instant::now());
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ReadModelError::Connection("scripted failure".into()));
+        }
+        let start = Utc.with_ymd_and_hms(2026, 3, 2, 15, 0, 0).unwrap();
+        let mut level = 1000;
+        let mut trend = vec![TrendPoint {
+            at: start,
+            on_hand: level,
+            reserved: 0,
+        }];
+        for day in 1..30 {
+            level -= if day == 20 { 400 } else { 9 + day % 4 };
+            trend.push(TrendPoint {
+                at: start + Days::days(day),
+                on_hand: level,
+                reserved: 0,
+            });
+        }
+        Ok(InventorySnapshot {
+            tenant_id,
+            taken_at: Utc::now(),
+            items: vec![ItemSnapshot {
+                item: self.item,
+                sku: Some("S".into()),
+                name: "N".into(),
+                on_hand: level,
+                reserved: 0,
+                available: level,
+                historical_trend: trend,
+            }],
+        })
+    }
+}
+
+/// A sink that always fails, counting its calls.
+#[derive(Clone, Default)]
+struct FailingSink {
+    calls: Arc<AtomicU32>,
+}
+
+impl AiInsightSink for FailingSink {
+    async fn emit(&self, _: TenantId, _: &[AiInsight]) -> Result<(), ReadModelError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Err(ReadModelError::Connection("sink down".into()))
+    }
+}
+
+fn config(tenant: TenantId) -> RunnerConfig {
+    RunnerConfig {
+        interval: Duration::from_secs(60),
+        tenants: vec![tenant],
+        coalesce: Duration::from_millis(500),
+        queue_capacity: 16,
+        max_attempts: 4,
+        min_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(3),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_on_its_interval() {
+    let tenant = TenantId::random();
+    let (reader, sink) = (ScriptedReader::new(0), InMemoryInsightSink::new());
+    let runner = InventoryAnomalyRunner::spawn(
+        reader.clone(),
+        sink.clone(),
+        AnomalyDetector::default(),
+        config(tenant),
+    );
+    let start = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    assert_eq!(runner.stats().runs, 0, "nothing before the first interval");
+    tokio::time::sleep(Duration::from_secs(122)).await;
+    let stats = runner.shutdown().await;
+    assert_eq!(stats.runs, 3);
+    let offsets: Vec<u64> = reader
+        .calls()
+        .iter()
+        .map(|t| (*t - start).as_secs())
+        .collect();
+    assert_eq!(offsets, vec![60, 120, 180]);
+    let insights = sink.insights(tenant);
+    assert_eq!(
+        insights.len(),
+        1,
+        "the same finding each run, stored once: {insights:?}"
+    );
+    assert_eq!(insights[0].kind, AnomalyKind::UnusualOutflow);
+    assert_eq!(insights[0].observed, 400.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_run_is_retried_with_exponential_backoff_then_given_up() {
+    let tenant = TenantId::random();
+    let reader = ScriptedReader::new(2);
+    let sink = InMemoryInsightSink::new();
+    let runner = InventoryAnomalyRunner::spawn(
+        reader.clone(),
+        sink.clone(),
+        AnomalyDetector::default(),
+        config(tenant),
+    );
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    let calls = reader.calls();
+    let gaps: Vec<u64> = calls.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+    assert_eq!(gaps, vec![1, 2], "backoff 1 s, then 2 s");
+    assert_eq!(
+        sink.insights(tenant).len(),
+        1,
+        "the third attempt got through"
+    );
+    let stats = runner.stats();
+    assert_eq!(
+        (stats.runs, stats.failed_attempts, stats.abandoned_runs),
+        (1, 2, 0)
+    );
+
+    // A sink that never works: 4 attempts (backoff 1, 2, 3 s: capped), given up, no panic.
+    let runner2 = InventoryAnomalyRunner::spawn(
+        ScriptedReader::new(0),
+        FailingSink::default(),
+        AnomalyDetector::default(),
+        config(tenant),
+    );
+    tokio::time::sleep(Duration::from_secs(60 + 1 + 2 + 3 + 1)).await;
+    let stats = runner2.shutdown().await;
+    assert_eq!(
+        (stats.runs, stats.failed_attempts, stats.abandoned_runs),
+        (1, 4, 1)
+    );
+    runner.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_ten_thousand_triggers_makes_at_most_two_runs() {
+    let tenant = TenantId::random();
+    let reader = ScriptedReader::new(0);
+    let mut config = config(tenant);
+    config.interval = Duration::from_secs(3600);
+    let runner = InventoryAnomalyRunner::spawn(
+        reader.clone(),
+        InMemoryInsightSink::new(),
+        AnomalyDetector::default(),
+        config,
+    );
+    let trigger = runner.trigger_handle();
+    for _ in 0..10_000 {
+        trigger.trigger(tenant); // 16 queued, the rest dropped: never blocks
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let runs = runner.stats().runs;
+    assert!((1..=2).contains(&runs), "{runs} runs");
+    assert_eq!(
+        reader.calls().len() as u64,
+        runs,
+        "one snapshot per run for one tenant"
+    );
+
+    // A later trigger is a new run.
+    runner.trigger(tenant);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(runner.stats().runs, runs + 1);
+    runner.shutdown().await;
+}
+
+async fn setup(suffix: &str) -> (PgEventStore, PgNotifyEventBus) {
+    let url = common::fresh_database(suffix).await;
+    let store = PgEventStore::connect(&url, 6).unwrap();
+    PgTenantStore::<String, String>::migrate(store.pool())
+        .await
+        .unwrap();
+    PgInsightSink::migrate(store.pool()).await.unwrap();
+    let bus = PgNotifyEventBus::new(url).with_config(SubscriptionConfig {
+        poll_interval: Duration::from_millis(200),
+        ..SubscriptionConfig::default()
+    });
+    (store, bus)
+}
+
+async fn create(dispatcher: &CommandDispatcher<PgEventStore>, tenant: TenantId, item: AggregateId) {
+    dispatcher
+        .dispatch::<InventoryItem>(
+            tenant,
+            item,
+            &C::CreateItem {
+                sku: "BOLT".into(),
+                name: "M8 bolt".into(),
+            },
+        )
+        .await
+        .unwrap();
+    dispatcher
+        .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 5000 })
+        .await
+        .unwrap();
+}
+
+/// Every event in the store (the tests connect as a superuser).
+async fn count_events(store: &PgEventStore) -> i64 {
+    let client = store.pool().get().await.unwrap();
+    client
+        .query_one("SELECT count(*) FROM forgeerp.events", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_sink_and_a_failing_reader_do_not_disturb_appends_or_projections() {
+    let (store, bus) = setup("_anomaly_isolation").await;
+    let tenant = TenantId::random();
+    // Failing reader (every call) and failing sink, retrying fast, triggered by the projection.
+    let runner = InventoryAnomalyRunner::spawn(
+        ScriptedReader::new(u32::MAX),
+        FailingSink::default(),
+        AnomalyDetector::default(),
+        RunnerConfig {
+            interval: Duration::from_millis(50),
+            coalesce: Duration::from_millis(1),
+            min_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+            queue_capacity: 1,
+            ..RunnerConfig::default()
+        },
+    );
+    let worker = ProjectionWorker::spawn(
+        store.pool().clone(),
+        bus,
+        TriggeringProjection::new(InventoryStockProjection, runner.trigger_handle()),
+        None,
+        WorkerConfig::default(),
+    );
+    let dispatcher = Arc::new(CommandDispatcher::new(store.clone()));
+    let items: Vec<AggregateId> = (0..4).map(|_| AggregateId::random()).collect();
+    for item in &items {
+        create(&dispatcher, tenant, *item).await;
+    }
+    let writers: Vec<_> = items
+        .iter()
+        .map(|item| {
+            let (dispatcher, item) = (dispatcher.clone(), *item);
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    dispatcher
+                        .dispatch::<InventoryItem>(tenant, item, &C::ShipStock { quantity: 7 })
+                        .await
+                        .expect("every command goes through");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    // The projection reaches the exact stock (read_all alone could lag
+    // behind the worker's own open transaction).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stock = InventoryStockProjection::stock(store.pool(), tenant)
+            .await
+            .unwrap();
+        if stock.len() == 4
+            && stock
+                .iter()
+                .all(|(_, level)| level.on_hand == 5000 - 50 * 7)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the projection never caught up: {stock:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = runner.shutdown().await;
+    assert!(
+        stats.runs >= 2 && stats.failed_attempts >= 2,
+        "the runner was busy failing meanwhile: {stats:?}"
+    );
+    worker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_theft_like_drop_appended_through_the_dispatcher_becomes_an_insight_of_that_tenant_only()
+{
+    let (store, bus) = setup("_anomaly_e2e").await;
+    let (victim, neighbour) = (TenantId::random(), TenantId::random());
+    let runner = InventoryAnomalyRunner::spawn(
+        InventoryStockReader::new(store.pool().clone()),
+        PgInsightSink::new(store.pool().clone()),
+        AnomalyDetector::default(),
+        RunnerConfig {
+            coalesce: Duration::from_millis(50),
+            min_backoff: Duration::from_millis(20),
+            ..RunnerConfig::default()
+        },
+    );
+    let worker = ProjectionWorker::spawn(
+        store.pool().clone(),
+        bus,
+        TriggeringProjection::new(InventoryStockProjection, runner.trigger_handle()),
+        None,
+        WorkerConfig::default(),
+    );
+    let dispatcher = CommandDispatcher::new(store.clone());
+    let (stolen, ordinary) = (AggregateId::random(), AggregateId::random());
+    for tenant in [victim, neighbour] {
+        for item in [stolen, ordinary] {
+            create(&dispatcher, tenant, item).await;
+            for i in 0..30 {
+                dispatcher
+                    .dispatch::<InventoryItem>(
+                        tenant,
+                        item,
+                        &C::ShipStock {
+                            quantity: 8 + i % 5,
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    let events_before = count_events(&store).await;
+    dispatcher
+        .dispatch::<InventoryItem>(
+            victim,
+            stolen,
+            &C::AdjustStock {
+                delta: -600,
+                reason: "stock count".into(),
+            },
+        )
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let found = loop {
+        let insights = PgInsightSink::insights(store.pool(), victim).await.unwrap();
+        if let Some(found) = insights
+            .iter()
+            .find(|i| i.item == stolen && i.kind == AnomalyKind::UnusualOutflow)
+        {
+            break found.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no insight for the drop: {insights:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(found.observed, 600.0);
+    assert_eq!(found.tenant_id, victim);
+    assert_eq!(found.sku.as_deref(), Some("BOLT"));
+    assert!(
+        found.explanation.contains("600 units left"),
+        "{}",
+        found.explanation
+    );
+    let victim_insights = PgInsightSink::insights(store.pool(), victim).await.unwrap();
+    assert!(
+        victim_insights.iter().all(|i| i.item == stolen),
+        "the ordinary item is quiet: {victim_insights:?}"
+    );
+    assert!(
+        PgInsightSink::insights(store.pool(), neighbour)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the other tenant has no insight"
+    );
+    // Insights are not events.
+    let events_after = count_events(&store).await;
+    assert_eq!(events_after, events_before + 1);
+    runner.shutdown().await;
+    worker.shutdown().await.unwrap();
+}
