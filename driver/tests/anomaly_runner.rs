@@ -214,18 +214,18 @@ async fn a_burst_of_ten_thousand_triggers_makes_at_most_two_runs() {
     runner.shutdown().await;
 }
 
-async fn setup(suffix: &str) -> (PgEventStore, PgNotifyEventBus) {
+async fn setup(suffix: &str) -> (String, PgEventStore, PgNotifyEventBus) {
     let url = common::fresh_database(suffix).await;
     let store = PgEventStore::connect(&url, 6).unwrap();
     PgTenantStore::<String, String>::migrate(store.pool())
         .await
         .unwrap();
     PgInsightSink::migrate(store.pool()).await.unwrap();
-    let bus = PgNotifyEventBus::new(url).with_config(SubscriptionConfig {
+    let bus = PgNotifyEventBus::new(url.clone()).with_config(SubscriptionConfig {
         poll_interval: Duration::from_millis(200),
         ..SubscriptionConfig::default()
     });
-    (store, bus)
+    (url, store, bus)
 }
 
 async fn create(dispatcher: &CommandDispatcher<PgEventStore>, tenant: TenantId, item: AggregateId) {
@@ -258,7 +258,7 @@ async fn count_events(store: &PgEventStore) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_sink_and_a_failing_reader_do_not_disturb_appends_or_projections() {
-    let (store, bus) = setup("_anomaly_isolation").await;
+    let (_, store, bus) = setup("_anomaly_isolation").await;
     let tenant = TenantId::random();
     // Failing reader (every call) and failing sink, retrying fast, triggered by the projection.
     let runner = InventoryAnomalyRunner::spawn(
@@ -334,7 +334,7 @@ async fn a_failing_sink_and_a_failing_reader_do_not_disturb_appends_or_projectio
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_theft_like_drop_appended_through_the_dispatcher_becomes_an_insight_of_that_tenant_only()
 {
-    let (store, bus) = setup("_anomaly_e2e").await;
+    let (db_url, store, bus) = setup("_anomaly_e2e").await;
     let (victim, neighbour) = (TenantId::random(), TenantId::random());
     let runner = InventoryAnomalyRunner::spawn(
         InventoryStockReader::new(store.pool().clone()),
@@ -420,6 +420,63 @@ async fn a_theft_like_drop_appended_through_the_dispatcher_becomes_an_insight_of
             .is_empty(),
         "the other tenant has no insight"
     );
+    // The snapshot the runner read: that tenant's two items, one point per event.
+    let snapshot = InventoryStockReader::new(store.pool().clone())
+        .snapshot(victim)
+        .await
+        .unwrap();
+    assert_eq!(snapshot.items.len(), 2);
+    let trend_of = |item| {
+        snapshot
+            .items
+            .iter()
+            .find(|i| i.item == item)
+            .unwrap()
+            .historical_trend
+            .len()
+    };
+    assert_eq!((trend_of(stolen), trend_of(ordinary)), (33, 32));
+
+    // An application role bound to the neighbour cannot see the victim's insight.
+    let role = format!("analyst_{}", uuid::Uuid::new_v4().simple());
+    let (owner, connection) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    owner
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; SELECT forgeerp.grant_usage('{role}');
+             GRANT USAGE ON SCHEMA forgeerp_read TO {role};
+             GRANT SELECT ON forgeerp_read.ai_insights TO {role};"
+        ))
+        .await
+        .unwrap();
+    let (app, connection) =
+        tokio_postgres::connect(&format!("{db_url} user={role}"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    app.batch_execute(&format!(
+        "BEGIN; SELECT forgeerp.bind_tenant('{neighbour}')"
+    ))
+    .await
+    .unwrap();
+    let leaked = app
+        .query("SELECT * FROM forgeerp_read.ai_insights", &[])
+        .await
+        .unwrap();
+    assert!(leaked.is_empty(), "another tenant's insights are invisible");
+    app.batch_execute(&format!(
+        "ROLLBACK; BEGIN; SELECT forgeerp.bind_tenant('{victim}')"
+    ))
+    .await
+    .unwrap();
+    let own = app
+        .query("SELECT * FROM forgeerp_read.ai_insights", &[])
+        .await
+        .unwrap();
+    assert_eq!(own.len(), victim_insights.len(), "its own are visible");
+
     // Insights are not events.
     let events_after = count_events(&store).await;
     assert_eq!(events_after, events_before + 1);
