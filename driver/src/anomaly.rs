@@ -20,17 +20,17 @@
 //! 2. **Spikes.** Within each segment, every movement is scored against a
 //!    robust baseline: the median (per weekday when the segment spans at
 //!    least three weeks, which absorbs weekly seasonality), and a scale of
-//!    1.4826 × MAD (1.2533 × the mean absolute deviation where the MAD is
-//!    0), at least one unit or 5% of the median. A score
+//!    1.4826 × MAD (10% of the median where the MAD is 0), at least one
+//!    unit and 10% of the median. A score
 //!    above [`DetectorConfig::spike_threshold`] is an
 //!    [`AnomalyKind::UnusualOutflow`] (theft-like drops, shipping mistakes)
 //!    or an [`AnomalyKind::UnusualInflow`] (bulk receiving mistakes).
 //!
 //! Median and MAD ignore the outliers they are looking for (a plain z-score's
 //! mean and standard deviation are dragged by them). The MAD is 0 for
-//! constant movements (ten units, every day): the mean absolute deviation
-//! and a floor of one unit or 5% of the median keep one odd movement from
-//! scoring infinity. Sparse items simply have few movements (quiet days are
+//! constant movements (ten units, every day): a floor of one unit and 10% of
+//! the median keeps one odd movement from scoring infinity, and a handful of
+//! near-identical restocks from flagging one that is a third larger. Sparse items simply have few movements (quiet days are
 //! not movements); below [`DetectorConfig::min_movements`] a direction is not
 //! judged at all.
 //!
@@ -167,8 +167,7 @@ pub struct Anomaly {
 }
 
 impl Anomaly {
-    /// The day of the finding (UTC): with the item and kind, its identity
-    /// across runs.
+    /// The day of the finding (UTC).
     pub fn day(&self) -> NaiveDate {
         self.at.date_naive()
     }
@@ -405,7 +404,9 @@ impl Baseline {
             .map(|m| m.units / baseline.factor(m.at))
             .collect();
         baseline.median = median(&adjusted);
-        baseline.scale = robust_scale(&adjusted, baseline.median);
+        // At least 10% of the usual size: among a handful of near-identical
+        // restocks, one 30% larger is not an anomaly.
+        baseline.scale = robust_scale(&adjusted, baseline.median).max(0.1 * baseline.median.abs());
         baseline
     }
 
@@ -462,8 +463,7 @@ fn median(values: &[f64]) -> f64 {
 }
 
 /// A standard deviation estimate that outliers do not drag: 1.4826 × MAD;
-/// where the MAD is 0 (constant movements), 1.2533 × the mean absolute
-/// deviation (Iglewicz and Hoaglin); at least one unit.
+/// where the MAD is 0 (constant movements), 10% of `center`; at least one unit.
 fn robust_scale(values: &[f64], center: f64) -> f64 {
     let deviations: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
     let mad = median(&deviations);

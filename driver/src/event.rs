@@ -191,6 +191,36 @@ pub struct FeedPosition {
     pub global_position: i64,
 }
 
+impl std::fmt::Display for FeedPosition {
+    /// `TRANSACTION:POSITION`, the form [`FeedPosition::from_str`](std::str::FromStr) reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.transaction_id, self.global_position)
+    }
+}
+
+/// A feed position that is not `TRANSACTION:POSITION` with two numbers ≥ 0.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a feed position: expected TRANSACTION:POSITION, two numbers >= 0 (for example 0:0)")]
+pub struct InvalidPosition(pub String);
+
+impl std::str::FromStr for FeedPosition {
+    type Err = InvalidPosition;
+
+    fn from_str(s: &str) -> Result<Self, InvalidPosition> {
+        let invalid = || InvalidPosition(s.to_string());
+        let (transaction, position) = s.trim().split_once(':').ok_or_else(invalid)?;
+        let transaction_id: i64 = transaction.parse().map_err(|_| invalid())?;
+        let global_position: i64 = position.parse().map_err(|_| invalid())?;
+        if transaction_id < 0 || global_position < 0 {
+            return Err(invalid());
+        }
+        Ok(FeedPosition {
+            transaction_id,
+            global_position,
+        })
+    }
+}
+
 /// A domain event that travels as (event_type, payload).
 ///
 /// The default methods follow the convention of an enum tagged with

@@ -123,7 +123,7 @@ async fn runs_on_its_interval() {
     assert_eq!(runner.stats().runs, 0, "nothing before the first interval");
     tokio::time::sleep(Duration::from_secs(122)).await;
     let stats = runner.shutdown().await;
-    assert_eq!(stats.runs, 3);
+    assert_eq!((stats.runs, stats.finished), (3, 3));
     let offsets: Vec<u64> = reader
         .calls()
         .iter()
@@ -482,4 +482,46 @@ async fn a_theft_like_drop_appended_through_the_dispatcher_becomes_an_insight_of
     assert_eq!(events_after, events_before + 1);
     runner.shutdown().await;
     worker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_sink_keeps_one_row_per_finding_and_is_idempotent() {
+    let (_, store, _) = setup("_anomaly_sink").await;
+    let (tenant, item) = (TenantId::random(), AggregateId::random());
+    let sink = PgInsightSink::new(store.pool().clone());
+    let at = Utc.with_ymd_and_hms(2026, 5, 4, 9, 0, 0).unwrap();
+    let insight = |minutes: i64, score: f64| AiInsight {
+        tenant_id: tenant,
+        item,
+        sku: Some("S".into()),
+        name: "N".into(),
+        kind: AnomalyKind::UnusualOutflow,
+        severity: forgeerp_infra::anomaly::Severity::Low,
+        score,
+        observed: 50.0,
+        expected: 10.0,
+        occurred_at: at + Days::minutes(minutes),
+        explanation: format!("score {score}"),
+    };
+    // Two findings on one day, and the same finding twice in one batch.
+    let batch = [insight(0, 5.0), insight(30, 6.0), insight(30, 7.0)];
+    sink.emit(tenant, &batch).await.unwrap();
+    sink.emit(tenant, &batch).await.unwrap();
+    let stored = PgInsightSink::insights(store.pool(), tenant).await.unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(
+        stored[0].explanation, "score 7",
+        "the stronger duplicate is kept"
+    );
+    // Another tenant's insight handed to this tenant's emit is not written.
+    let mut foreign = insight(60, 9.0);
+    foreign.tenant_id = TenantId::random();
+    sink.emit(tenant, &[foreign]).await.unwrap();
+    assert_eq!(
+        PgInsightSink::insights(store.pool(), tenant)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }

@@ -5,15 +5,15 @@
 use crate::anomaly::{Anomaly, AnomalyKind, Severity};
 use crate::ids::{AggregateId, TenantId};
 use crate::read_model::ReadModelError;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-/// What identifies an insight: tenant, item, kind and day.
-pub type InsightKey = (TenantId, AggregateId, AnomalyKind, NaiveDate);
+/// What identifies an insight: tenant, item, kind and the movement's time.
+pub type InsightKey = (TenantId, AggregateId, AnomalyKind, DateTime<Utc>);
 
 /// One finding about one item of one tenant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -67,12 +67,7 @@ impl AiInsight {
 
     /// Its identity: the same finding found again replaces it.
     pub fn key(&self) -> InsightKey {
-        (
-            self.tenant_id,
-            self.item,
-            self.kind,
-            self.occurred_at.date_naive(),
-        )
+        (self.tenant_id, self.item, self.kind, self.occurred_at)
     }
 }
 
@@ -207,10 +202,15 @@ impl AiInsightSink for PgInsightSink {
         tenant_id: TenantId,
         insights: &[AiInsight],
     ) -> Result<(), ReadModelError> {
-        let insights: Vec<&AiInsight> = insights
-            .iter()
-            .filter(|i| i.tenant_id == tenant_id)
-            .collect();
+        // One row per key (the strongest finding), or the insert would touch a row twice.
+        let mut by_key: BTreeMap<InsightKey, &AiInsight> = BTreeMap::new();
+        for insight in insights.iter().filter(|i| i.tenant_id == tenant_id) {
+            let kept = by_key.entry(insight.key()).or_insert(insight);
+            if insight.score > kept.score {
+                *kept = insight;
+            }
+        }
+        let insights: Vec<&AiInsight> = by_key.into_values().collect();
         if insights.is_empty() {
             return Ok(());
         }
@@ -226,10 +226,6 @@ impl AiInsightSink for PgInsightSink {
             |f: fn(&AiInsight) -> String| insights.iter().map(|i| f(i)).collect::<Vec<_>>();
         let items: Vec<uuid::Uuid> = insights.iter().map(|i| i.item.as_uuid()).collect();
         let kinds = column(|i| i.kind.as_str().to_string());
-        let days: Vec<NaiveDate> = insights
-            .iter()
-            .map(|i| i.occurred_at.date_naive())
-            .collect();
         let at: Vec<DateTime<Utc>> = insights.iter().map(|i| i.occurred_at).collect();
         let severities = column(|i| i.severity.as_str().to_string());
         let scores: Vec<f64> = insights.iter().map(|i| i.score).collect();
@@ -240,15 +236,15 @@ impl AiInsightSink for PgInsightSink {
         let explanations = column(|i| i.explanation.clone());
         tx.execute(
             "INSERT INTO forgeerp_read.ai_insights
-                 (tenant_id, item_id, kind, day, occurred_at, severity, score, observed, expected, sku, name, explanation)
-             SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::date[], $5::timestamptz[], $6::text[],
-                                      $7::float8[], $8::float8[], $9::float8[], $10::text[], $11::text[], $12::text[])
-             ON CONFLICT (tenant_id, item_id, kind, day) DO UPDATE
-                SET occurred_at = excluded.occurred_at, severity = excluded.severity, score = excluded.score,
+                 (tenant_id, item_id, kind, occurred_at, severity, score, observed, expected, sku, name, explanation)
+             SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::text[],
+                                      $6::float8[], $7::float8[], $8::float8[], $9::text[], $10::text[], $11::text[])
+             ON CONFLICT (tenant_id, item_id, kind, occurred_at) DO UPDATE
+                SET severity = excluded.severity, score = excluded.score,
                     observed = excluded.observed, expected = excluded.expected, sku = excluded.sku,
                     name = excluded.name, explanation = excluded.explanation, last_seen_at = now()",
             &[
-                &tenant_id.as_uuid(), &items, &kinds, &days, &at, &severities, &scores, &observed,
+                &tenant_id.as_uuid(), &items, &kinds, &at, &severities, &scores, &observed,
                 &expected, &skus, &names, &explanations,
             ],
         )

@@ -65,6 +65,9 @@ impl Default for RunnerConfig {
 pub struct RunnerStats {
     /// Runs started (scheduled or triggered; retries not counted).
     pub runs: u64,
+    /// Runs ended (done or given up). Runs are sequential: when `finished`
+    /// reaches n, the n-th run started has ended.
+    pub finished: u64,
     /// Attempts that failed for at least one tenant.
     pub failed_attempts: u64,
     /// Runs given up after `max_attempts`.
@@ -76,9 +79,22 @@ pub struct RunnerStats {
 #[derive(Default)]
 struct Counters {
     runs: AtomicU64,
+    finished: AtomicU64,
     failed_attempts: AtomicU64,
     abandoned_runs: AtomicU64,
     insights: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> RunnerStats {
+        RunnerStats {
+            runs: self.runs.load(Ordering::Relaxed),
+            finished: self.finished.load(Ordering::Relaxed),
+            failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
+            abandoned_runs: self.abandoned_runs.load(Ordering::Relaxed),
+            insights: self.insights.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Asks the runner for a run for a tenant. Cheap to clone; never blocks.
@@ -119,24 +135,14 @@ impl InventoryAnomalyRunnerHandle {
 
     /// What the runner has done so far.
     pub fn stats(&self) -> RunnerStats {
-        RunnerStats {
-            runs: self.counters.runs.load(Ordering::Relaxed),
-            failed_attempts: self.counters.failed_attempts.load(Ordering::Relaxed),
-            abandoned_runs: self.counters.abandoned_runs.load(Ordering::Relaxed),
-            insights: self.counters.insights.load(Ordering::Relaxed),
-        }
+        self.counters.snapshot()
     }
 
     /// Lets the tenant in hand finish, then stops.
     pub async fn shutdown(self) -> RunnerStats {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        RunnerStats {
-            runs: self.counters.runs.load(Ordering::Relaxed),
-            failed_attempts: self.counters.failed_attempts.load(Ordering::Relaxed),
-            abandoned_runs: self.counters.abandoned_runs.load(Ordering::Relaxed),
-            insights: self.counters.insights.load(Ordering::Relaxed),
-        }
+        self.counters.snapshot()
     }
 }
 
@@ -230,7 +236,9 @@ where
                 continue;
             }
             self.counters.runs.fetch_add(1, Ordering::Relaxed);
-            if !self.run_with_retries(tenants).await {
+            let carry_on = self.run_with_retries(tenants).await;
+            self.counters.finished.fetch_add(1, Ordering::Relaxed);
+            if !carry_on {
                 return; // stopped while waiting to retry
             }
         }
