@@ -1,0 +1,134 @@
+//! `forgeerp`: the command-line tool over the forgeerp driver.
+//!
+//! Every command talks to the private cluster of `scripts/setup.sh` unless
+//! `--database-url` (or `DATABASE_URL`) names another server. Errors are one
+//! line on stderr and a non-zero exit: 2 for bad input, 1 for the rest.
+
+mod connect;
+mod demo;
+mod error;
+mod rebuild;
+mod stats;
+mod streams;
+mod tail;
+
+use clap::{Parser, Subcommand};
+use error::CliError;
+use forgeerp_infra::{AggregateId, FeedPosition, TenantId};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// forgeerp: a multi-tenant event store inside PostgreSQL, and its tools.
+#[derive(Parser)]
+#[command(name = "forgeerp", version, about)]
+struct Cli {
+    /// The database (a libpq URL); default: the private cluster of scripts/setup.sh.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Two tenants, a run of receipts, reservations and shipments with a few
+    /// anomalies; the projection and the anomaly runner; stock and insights.
+    Demo,
+    /// Appends events (a JSON array, the shape of forgeerp.append) to one stream.
+    Append {
+        /// The tenant (uuid).
+        #[arg(long)]
+        tenant: TenantId,
+        /// The aggregate type (for example inventory.item).
+        #[arg(long = "type")]
+        aggregate_type: String,
+        /// The aggregate (uuid).
+        #[arg(long)]
+        aggregate: AggregateId,
+        /// any, no-stream, exists, or a version number.
+        #[arg(long, default_value = "any")]
+        expected: String,
+        /// The events: [{"event_type": …, "payload": {…}, "metadata"?: {…}, "event_id"?: uuid, "event_version"?: n}].
+        events: String,
+    },
+    /// Prints one stream's events, one JSON object per line.
+    Load {
+        /// The tenant (uuid).
+        #[arg(long)]
+        tenant: TenantId,
+        /// The aggregate (uuid).
+        #[arg(long)]
+        aggregate: AggregateId,
+    },
+    /// Follows the feed live, one JSON object per line.
+    Tail {
+        /// Only this tenant's events.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Start after this position, TRANSACTION:POSITION (default: the start, or the checkpoint file).
+        #[arg(long)]
+        after: Option<FeedPosition>,
+        /// Resume from, and save the position to, this file.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Rebuilds the inventory stock projection of one tenant, or of all.
+    Rebuild {
+        /// The tenant (uuid).
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        tenant: Option<TenantId>,
+        /// Every tenant with events.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Streams, events, feed lag per projection, notification queue usage.
+    Stats,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FORGEERP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let url = cli
+        .database_url
+        .clone()
+        .unwrap_or_else(connect::default_database_url);
+    match run(cli.command, &url).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("forgeerp: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+async fn run(command: Command, url: &str) -> Result<(), CliError> {
+    match command {
+        Command::Demo => demo::run(url).await,
+        Command::Append {
+            tenant,
+            aggregate_type,
+            aggregate,
+            expected,
+            events,
+        } => streams::append(url, tenant, &aggregate_type, aggregate, &expected, &events).await,
+        Command::Load { tenant, aggregate } => streams::load(url, tenant, aggregate).await,
+        Command::Tail {
+            tenant,
+            after,
+            checkpoint,
+            limit,
+        } => tail::run(url, tenant, after, checkpoint, limit).await,
+        Command::Rebuild { tenant, .. } => rebuild::run(url, tenant).await,
+        Command::Stats => stats::run(url).await,
+    }
+}
