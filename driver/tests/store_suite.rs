@@ -467,3 +467,30 @@ async fn a_stored_row_the_driver_cannot_represent_is_a_decode_error() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn a_conflict_on_a_pool_of_one_connection_is_reported_not_a_hang() {
+    // The actual version is read back after the refused append: with the
+    // append's connection still held, a pool of one would wait forever.
+    let store =
+        forgeerp_infra::PgEventStore::connect(&common::database_url().await, 1).expect("pool");
+    let (tenant, aggregate) = (TenantId::random(), AggregateId::random());
+    store
+        .append(batch(tenant, aggregate, 2), ExpectedVersion::NoStream)
+        .await
+        .unwrap();
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.append(batch(tenant, aggregate, 1), ExpectedVersion::Exact(5)),
+    )
+    .await
+    .expect("answered within 10 s");
+    match refused {
+        Err(EventStoreError::Concurrency {
+            expected, actual, ..
+        }) => {
+            assert_eq!((expected, actual), (ExpectedVersion::Exact(5), 2))
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -213,6 +213,9 @@ impl EventStore for PgEventStore {
                 Ok(rows) => rows,
                 Err(error) => {
                     let code = error.code().cloned();
+                    // Back to the pool first: the follow-up below needs a
+                    // connection, and the pool may have only this one.
+                    drop(client);
                     if code == Some(SqlState::from_code("ES001")) {
                         // The actual version, asked for separately: the error
                         // text is for people, not for parsing.
