@@ -95,7 +95,18 @@ fi
 
 # 6. The demo database -------------------------------------------------------
 psql_admin() { PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres "$@"; }
+# The extension has no upgrade scripts yet (0.1.0 only): a database created
+# with an earlier build keeps that build's SQL objects, which the current
+# library does not match. So the demo database is recreated whenever the
+# installed extension script changed since it was made.
+script_hash=$(md5sum "$("$PG_CONFIG" --sharedir)/extension/forgeerp--0.1.0.sql" | cut -d' ' -f1)
+stamp="$FORGEERP_STATE/demo-database.extension-md5"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$script_hash" ]; then
+    log "the extension's SQL changed since the demo database was made: recreating it"
+    psql_admin -d postgres -c "DROP DATABASE IF EXISTS forgeerp WITH (FORCE)"
+fi
 psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'forgeerp'" | grep -q 1 ||
     psql_admin -d postgres -c "CREATE DATABASE forgeerp"
 psql_admin -d forgeerp -c "CREATE EXTENSION IF NOT EXISTS forgeerp"
+echo "$script_hash" > "$stamp"
 log "ready: $DATABASE_URL"

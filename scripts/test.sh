@@ -3,7 +3,8 @@
 #   1. #[pg_test] units inside a backend (cargo pgrx test, its own cluster);
 #   2. the contract tests (tests/) against the private cluster with the
 #      release build of the extension installed;
-#   3. the driver's tests (driver/), against the same cluster.
+#   3. the driver's tests (driver/), against the same cluster;
+#   4. the forgeerp CLI (cli/), its binary run against the same cluster.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
@@ -35,6 +36,11 @@ cargo test -p forgeerp-server-tests -- --test-threads=1 2>&1 | tee -a "$LOG"
 
 echo "== tier 3: the driver (forgeerp-infra): units, and its parts against the private cluster and Redis"
 cargo test -p forgeerp-infra --features redis 2>&1 | tee -a "$LOG"
+
+echo "== tier 4: the forgeerp CLI against the private cluster"
+# One at a time: an open transaction anywhere in the cluster holds every
+# database's feed back (by design), and the tail test waits on the feed.
+cargo test -p forgeerp-cli -- --test-threads=1 2>&1 | tee -a "$LOG"
 
 # One closing line over all tiers.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "forgeerp: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$LOG"

@@ -1,5 +1,8 @@
--- The example session of the README's main job. Two tenants, a few streams,
--- the rules the database enforces, and the feed a projection would read.
+-- The SQL tour as a session to run in a fresh database with the extension:
+--   psql -h 127.0.0.1 -p 28815 -U postgres -c 'CREATE DATABASE tour'
+--   psql -h 127.0.0.1 -p 28815 -U postgres -d tour -c 'CREATE EXTENSION forgeerp' -f scripts/sql_tour.sql
+-- Two tenants, a few streams, the rules the database enforces, and the feed
+-- a projection would read.
 \pset footer off
 \set acme  '''6f1c1a52-8c36-4a4e-9d55-2a4a7c1f0b10'''
 \set globex '''b3b9a1f0-0c4e-4a51-9a1a-5f3c2e7d8a90'''

@@ -1,0 +1,393 @@
+//! The `forgeerp` binary against the private cluster of `scripts/setup.sh`:
+//! each test in a database of its own.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn admin() -> postgres_admin::Admin {
+    postgres_admin::Admin::new()
+}
+
+mod postgres_admin {
+    //! Creating and inspecting test databases (with tokio-postgres on a
+    //! small runtime of its own).
+
+    pub struct Admin {
+        runtime: tokio::runtime::Runtime,
+        port: String,
+    }
+
+    impl Admin {
+        pub fn new() -> Self {
+            Admin {
+                runtime: tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap(),
+                port: std::env::var("FORGEERP_PGPORT").unwrap_or_else(|_| "28815".into()),
+            }
+        }
+
+        pub fn url(&self, db: &str) -> String {
+            format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+        }
+
+        /// Rows of `sql` in `db`, every column as text.
+        pub fn query(&self, db: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+            let url = self.url(db);
+            self.runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .expect("the private cluster runs (scripts/setup.sh)");
+                tokio::spawn(connection);
+                let messages = client.simple_query(sql).await.unwrap();
+                messages
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                            (0..row.len())
+                                .map(|i| row.get(i).map(str::to_string))
+                                .collect(),
+                        ),
+                        _ => None,
+                    })
+                    .collect()
+            })
+        }
+
+        /// A fresh database named `forgeerp_cli_test_<pid>_<suffix>`, with the
+        /// extension when `extension`.
+        pub fn fresh(&self, suffix: &str, extension: bool) -> String {
+            let name = format!("forgeerp_cli_test_{}_{suffix}", std::process::id());
+            self.query(
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+            self.query("postgres", &format!("CREATE DATABASE {name}"));
+            if extension {
+                self.query(&name, "CREATE EXTENSION forgeerp");
+            }
+            name
+        }
+    }
+}
+
+fn forgeerp(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_forgeerp"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env_remove("FORGEERP_LOG")
+        .output()
+        .expect("run forgeerp")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn demo_runs_end_to_end_twice_and_rebuild_matches_the_live_projection() {
+    let admin = admin();
+    let db = admin.fresh("demo", true);
+    let url = admin.url(&db);
+    for run in 1..=2 {
+        let out = forgeerp(&url, &["demo"]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "run {run}: {}\n{stdout}",
+            text(&out.stderr)
+        );
+        assert!(stdout.contains("== Acme Hardware"), "{stdout}");
+        assert!(stdout.contains("== Northwind Tools"), "{stdout}");
+        assert!(
+            stdout.contains("NUT-M8 unusual_outflow: 240 units left"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("BOLT-M8 unusual_outflow: 180 units left"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("DRL-6 unusual_inflow: 3000 units arrived"),
+            "{stdout}"
+        );
+        assert_eq!(stdout.matches("insights: ").count(), 2);
+        // The stock table: four items per tenant, every one with a number on hand.
+        let rows = stdout
+            .lines()
+            .filter(|l| {
+                ["BOLT-M8 ", "NUT-M8 ", "WSH-8 ", "DRL-6 "]
+                    .iter()
+                    .any(|s| l.starts_with(s))
+            })
+            .count();
+        assert_eq!(rows, 8, "{stdout}");
+    }
+    // Two runs, four tenants, each with its own insights.
+    let tenants = admin.query(
+        &db,
+        "SELECT count(DISTINCT tenant_id) FROM forgeerp_read.ai_insights",
+    );
+    assert_eq!(tenants[0][0].as_deref(), Some("4"));
+
+    let live_sql = "SELECT tenant_id, key, value - 'updated_at' FROM forgeerp_read.entries WHERE model = 'inventory_stock' ORDER BY 1, 2";
+    let history_sql = "SELECT h.tenant_id, h.aggregate_id, h.first_sequence + p.i - 1, p.h, p.r
+                         FROM forgeerp_read.stock_history_runs h, unnest(h.on_hand, h.reserved) WITH ORDINALITY p (h, r, i) ORDER BY 1, 2, 3";
+    let (live, live_history) = (admin.query(&db, live_sql), admin.query(&db, history_sql));
+    assert_eq!(live.len(), 16);
+    let out = forgeerp(&url, &["rebuild", "--all"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("4 tenant(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(admin.query(&db, live_sql), live, "rebuild equals live");
+    assert_eq!(admin.query(&db, history_sql), live_history);
+}
+
+#[test]
+fn tail_picks_up_a_new_append_and_resumes_from_its_checkpoint() {
+    let admin = admin();
+    let db = admin.fresh("tail", true);
+    let url = admin.url(&db);
+    let tenant = "5b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11";
+    let checkpoint = std::env::temp_dir().join(format!("forgeerp-tail-{}", std::process::id()));
+    let _ = std::fs::remove_file(&checkpoint);
+    let append = |aggregate: &str, event_type: &str| {
+        let out = forgeerp(
+            &url,
+            &[
+                "append",
+                "--tenant",
+                tenant,
+                "--type",
+                "demo.thing",
+                "--aggregate",
+                aggregate,
+                &format!(r#"[{{"event_type": "{event_type}", "payload": {{}}}}]"#),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    append("0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f", "Before");
+
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_forgeerp"))
+        .args(["tail", "--tenant", tenant, "--limit", "2", "--checkpoint"])
+        .arg(&checkpoint)
+        .env("DATABASE_URL", &url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains(r#""event_type":"Before""#), "{first}");
+    // A new append while it follows: woken, printed, done.
+    let started = Instant::now();
+    append("0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f", "Live");
+    let second = lines.next().unwrap().unwrap();
+    assert!(second.contains(r#""event_type":"Live""#), "{second}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(tail.wait().unwrap().success());
+
+    // Resumed from the checkpoint file: only what came after.
+    append("0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f", "After");
+    let out = forgeerp(
+        &url,
+        &[
+            "tail",
+            "--tenant",
+            tenant,
+            "--limit",
+            "1",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1);
+    assert!(stdout.contains(r#""event_type":"After""#), "{stdout}");
+    let saved = std::fs::read_to_string(&checkpoint).unwrap();
+    assert!(saved.trim().split_once(':').is_some(), "{saved}");
+    let _ = std::fs::remove_file(&checkpoint);
+}
+
+/// One line that says what is wrong, then at most clap's pointer to --help.
+fn assert_one_clear_line(out: &Output, code: i32, says: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.contains(says), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines.len() == 1 || (lines.len() == 2 && lines[1].contains("--help")),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_input_an_unreachable_server_and_a_missing_extension_are_one_clear_line() {
+    let admin = admin();
+    let db = admin.fresh("errors", true);
+    let url = admin.url(&db);
+    let tenant = "5b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11";
+    let aggregate = "0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
+
+    let out = forgeerp(
+        &url,
+        &["load", "--tenant", "not-a-uuid", "--aggregate", aggregate],
+    );
+    assert_one_clear_line(&out, 2, "invalid value 'not-a-uuid' for '--tenant");
+    let out = forgeerp(
+        &url,
+        &[
+            "load",
+            "--tenant",
+            "00000000-0000-0000-0000-000000000000",
+            "--aggregate",
+            aggregate,
+        ],
+    );
+    assert_one_clear_line(&out, 2, "non-nil uuid");
+    let out = forgeerp(&url, &["tail", "--after", "7"]);
+    assert_one_clear_line(&out, 2, "\"7\" is not a feed position");
+    let out = forgeerp(
+        &url,
+        &[
+            "append",
+            "--tenant",
+            tenant,
+            "--type",
+            "t",
+            "--aggregate",
+            aggregate,
+            "{not json",
+        ],
+    );
+    assert_one_clear_line(&out, 2, "the events are not JSON");
+    let out = forgeerp(
+        &url,
+        &[
+            "append",
+            "--tenant",
+            tenant,
+            "--type",
+            "t",
+            "--aggregate",
+            aggregate,
+            "--expected",
+            "soon",
+            "[]",
+        ],
+    );
+    assert_one_clear_line(
+        &out,
+        2,
+        "--expected \"soon\" is not any, no-stream, exists or a version number",
+    );
+    // Refused by the database: its message, nothing stored.
+    let out = forgeerp(
+        &url,
+        &[
+            "append",
+            "--tenant",
+            tenant,
+            "--type",
+            "t",
+            "--aggregate",
+            aggregate,
+            "--expected",
+            "3",
+            r#"[{"event_type": "E", "payload": {}}]"#,
+        ],
+    );
+    assert_one_clear_line(&out, 1, "expected version 3, actual 0");
+    let out = forgeerp(
+        &url,
+        &[
+            "append",
+            "--tenant",
+            tenant,
+            "--type",
+            "t",
+            "--aggregate",
+            aggregate,
+            r#"[{"event_type": "", "payload": {}}]"#,
+        ],
+    );
+    assert_one_clear_line(&out, 1, "event_type");
+    assert_eq!(
+        admin.query(&db, "SELECT count(*) FROM forgeerp.events")[0][0].as_deref(),
+        Some("0")
+    );
+
+    let out = forgeerp("postgresql://postgres@127.0.0.1:1/forgeerp", &["stats"]);
+    assert_one_clear_line(&out, 1, "cannot reach PostgreSQL at 127.0.0.1:1");
+    let out = forgeerp("postgresql://[bad", &["stats"]);
+    assert_one_clear_line(&out, 2, "is not a PostgreSQL connection string");
+
+    let bare = admin.fresh("bare", false);
+    let out = forgeerp(&admin.url(&bare), &["stats"]);
+    assert_one_clear_line(
+        &out,
+        1,
+        "the forgeerp extension is not installed in database",
+    );
+    admin.query("postgres", &format!("DROP DATABASE {bare} WITH (FORCE)"));
+}
+
+#[test]
+fn stats_counts_streams_events_and_projection_lag() {
+    let admin = admin();
+    let db = admin.fresh("stats", true);
+    let url = admin.url(&db);
+    let tenant = "5b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11";
+    for aggregate in [
+        "0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+        "1e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+    ] {
+        let out = forgeerp(
+            &url,
+            &[
+                "append",
+                "--tenant",
+                tenant,
+                "--type",
+                "t",
+                "--aggregate",
+                aggregate,
+                r#"[{"event_type": "A", "payload": {}}, {"event_type": "B", "payload": {}}]"#,
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = forgeerp(&url, &["stats"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("streams              2"), "{stdout}");
+    assert!(stdout.contains("events               4"), "{stdout}");
+    assert!(stdout.contains("notification queue"), "{stdout}");
+    assert!(stdout.contains("no read models"), "{stdout}");
+    // After a rebuild, a checkpoint-less model: still no projection checkpoint rows, but the schema exists.
+    let out = forgeerp(&url, &["rebuild", "--tenant", tenant]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 tenant(s), 4 event(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    admin.query(&db, "INSERT INTO forgeerp_read.checkpoints (projection, tenant_key, transaction_id, global_position) VALUES ('inventory_stock', '*', 0, 0)");
+    let stdout = text(&forgeerp(&url, &["stats"]).stdout);
+    assert!(
+        stdout.contains("inventory_stock [*]  at 0:0  lag 4 event(s)"),
+        "{stdout}"
+    );
+}
