@@ -66,6 +66,11 @@ pub use workers::projection_worker::{
     PgProjection, ProjectionError, ProjectionWorker, WorkerConfig, WorkerHandle,
 };
 
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(test)]
 mod boundary {
     /// The domain modules and their source.
