@@ -4,6 +4,7 @@
 
 use crate::anomaly::{Anomaly, AnomalyKind, Severity};
 use crate::ids::{AggregateId, TenantId};
+use crate::read_model::tenant_store::{in_bound_transaction, run_migration};
 use crate::read_model::ReadModelError;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -134,20 +135,7 @@ impl PgInsightSink {
 
     /// Creates the insights table (idempotent; `driver/sql/ai_insights.sql`).
     pub async fn migrate(pool: &Pool) -> Result<(), ReadModelError> {
-        let mut client = pool
-            .get()
-            .await
-            .map_err(|e| ReadModelError::Connection(e.to_string()))?;
-        let tx = client.transaction().await?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('forgeerp_read.migrate'))",
-            &[],
-        )
-        .await?;
-        tx.batch_execute(include_str!("../../sql/ai_insights.sql"))
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        run_migration(pool, include_str!("../../sql/ai_insights.sql")).await
     }
 
     /// The insights of `tenant_id`, most severe and most recent first.
@@ -155,22 +143,17 @@ impl PgInsightSink {
         pool: &Pool,
         tenant_id: TenantId,
     ) -> Result<Vec<AiInsight>, ReadModelError> {
-        let mut client = pool
-            .get()
-            .await
-            .map_err(|e| ReadModelError::Connection(e.to_string()))?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
-            .await?;
-        let rows = tx
-            .query(
+        let rows = in_bound_transaction(pool, tenant_id, async |tx| {
+            Ok(tx
+                .query(
                 "SELECT item_id, sku, name, kind, severity, score, observed, expected, occurred_at, explanation
                    FROM forgeerp_read.ai_insights WHERE tenant_id = $1
                   ORDER BY CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, occurred_at DESC",
                 &[&tenant_id.as_uuid()],
             )
-            .await?;
-        tx.commit().await?;
+            .await?)
+        })
+        .await?;
         rows.iter()
             .map(|r| {
                 let kind: String = r.get(3);
@@ -214,14 +197,6 @@ impl AiInsightSink for PgInsightSink {
         if insights.is_empty() {
             return Ok(());
         }
-        let mut client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| ReadModelError::Connection(e.to_string()))?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
-            .await?;
         let column =
             |f: fn(&AiInsight) -> String| insights.iter().map(|i| f(i)).collect::<Vec<_>>();
         let items: Vec<uuid::Uuid> = insights.iter().map(|i| i.item.as_uuid()).collect();
@@ -234,6 +209,7 @@ impl AiInsightSink for PgInsightSink {
         let skus: Vec<Option<String>> = insights.iter().map(|i| i.sku.clone()).collect();
         let names = column(|i| i.name.clone());
         let explanations = column(|i| i.explanation.clone());
+        in_bound_transaction(&self.pool, tenant_id, async |tx| {
         tx.execute(
             "INSERT INTO forgeerp_read.ai_insights
                  (tenant_id, item_id, kind, occurred_at, severity, score, observed, expected, sku, name, explanation)
@@ -249,7 +225,8 @@ impl AiInsightSink for PgInsightSink {
             ],
         )
         .await?;
-        tx.commit().await?;
         Ok(())
+        })
+        .await
     }
 }
