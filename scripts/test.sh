@@ -4,7 +4,8 @@
 #   2. the contract tests (tests/) against the private cluster with the
 #      release build of the extension installed;
 #   3. the driver's tests (driver/), against the same cluster;
-#   4. the forgeerp CLI (cli/), its binary run against the same cluster.
+#   4. the forgeerp CLI (cli/), its binary run against the same cluster;
+# then `cargo doc` with warnings as errors.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
@@ -41,6 +42,9 @@ echo "== tier 4: the forgeerp CLI against the private cluster"
 # One at a time: an open transaction anywhere in the cluster holds every
 # database's feed back (by design), and the tail test waits on the feed.
 cargo test -p forgeerp-cli -- --test-threads=1 2>&1 | tee -a "$LOG"
+
+echo "== docs: cargo doc for the workspace, warnings as errors"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --workspace
 
 # One closing line over all tiers.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "forgeerp: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$LOG"
