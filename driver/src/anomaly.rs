@@ -34,8 +34,19 @@
 //! not movements); below [`DetectorConfig::min_movements`] a direction is not
 //! judged at all.
 //!
-//! Measured on [`synthetic`] data against a rolling z-score, see
-//! [`evaluate`] and `bench/README.md`.
+//! Measured on [`synthetic`] data (1,000 items over 120 days: weekly
+//! seasonality, noise, sparse and constant items; 900 injected theft-like
+//! drops, bulk receipts, bulk shipments and level shifts) with [`evaluate`],
+//! against a plain rolling z-score on the same movements
+//! (`cargo run --release -p forgeerp-infra --example anomaly_eval`):
+//!
+//! | detector | precision | recall | F1 |
+//! |---|---:|---:|---:|
+//! | this one (default [`DetectorConfig`]) | 0.93 | 0.93 | 0.93 |
+//! | rolling z-score, 14 movements, z > 3 | 0.88 | 0.62 | 0.72 |
+//! | rolling z-score, 28 movements, z > 3 | 0.95 | 0.57 | 0.72 |
+//!
+//! See `bench/README.md` for the set-up and what each one misses.
 
 use crate::ids::{AggregateId, TenantId};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};

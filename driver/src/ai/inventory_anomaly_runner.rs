@@ -114,7 +114,8 @@ impl AnomalyTrigger {
     }
 }
 
-/// Controls a running [`InventoryAnomalyRunner`].
+/// Controls a running [`InventoryAnomalyRunner`]. Dropping it stops the
+/// runner too (without waiting); triggers sent afterwards are ignored.
 pub struct InventoryAnomalyRunnerHandle {
     trigger: AnomalyTrigger,
     stop: watch::Sender<bool>,
