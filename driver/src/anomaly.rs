@@ -251,7 +251,7 @@ impl AnomalyDetector {
     pub fn detect_item(&self, item: AggregateId, trend: &[TrendPoint]) -> Vec<Anomaly> {
         let (mut outflows, mut inflows) = (Vec::new(), Vec::new());
         for pair in trend.windows(2) {
-            let delta = pair[1].on_hand - pair[0].on_hand;
+            let delta = pair[1].on_hand.saturating_sub(pair[0].on_hand);
             let movement = Movement {
                 at: pair[1].at,
                 units: delta.unsigned_abs() as f64,
@@ -499,7 +499,7 @@ pub fn rolling_zscore(
         let movements: Vec<Movement> = trend
             .windows(2)
             .filter_map(|p| {
-                let delta = p[1].on_hand - p[0].on_hand;
+                let delta = p[1].on_hand.saturating_sub(p[0].on_hand);
                 let keep = match direction {
                     Direction::Out => delta < 0,
                     Direction::In => delta > 0,
@@ -944,6 +944,39 @@ mod tests {
             robust.f1() > plain.f1() + 0.1,
             "robust {robust:?} plain {plain:?}"
         );
+    }
+
+    #[test]
+    fn any_trend_is_judged_without_panicking() {
+        // Extreme levels, repeated and unordered timestamps, long and short runs.
+        let start = Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).unwrap();
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let detector = AnomalyDetector::default();
+        for round in 0..500 {
+            let len = (next() % 200) as usize;
+            let trend: Vec<TrendPoint> = (0..len)
+                .map(|_| TrendPoint {
+                    at: start + Duration::minutes((next() % 100_000) as i64 - 50_000),
+                    on_hand: match next() % 5 {
+                        0 => i64::MAX,
+                        1 => i64::MIN,
+                        2 => 0,
+                        _ => (next() % 1000) as i64 - 200,
+                    },
+                    reserved: 0,
+                })
+                .collect();
+            for anomaly in detector.detect_item(AggregateId::random(), &trend) {
+                assert!(anomaly.score.is_finite(), "round {round}: {anomaly:?}");
+            }
+            let _ = rolling_zscore(AggregateId::random(), &trend, 14, 3.0);
+        }
     }
 
     #[test]

@@ -525,3 +525,57 @@ async fn the_postgres_sink_keeps_one_row_per_finding_and_is_idempotent() {
         2
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_interval_runs_often_instead_of_panicking() {
+    let tenant = TenantId::random();
+    let mut config = config(tenant);
+    config.interval = Duration::ZERO;
+    let runner = InventoryAnomalyRunner::spawn(
+        ScriptedReader::new(0),
+        InMemoryInsightSink::new(),
+        AnomalyDetector::default(),
+        config,
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let stats = runner.shutdown().await;
+    assert!(stats.runs >= 5, "{stats:?}");
+}
+
+/// Panics on its first call, then answers like a `ScriptedReader`.
+#[derive(Clone)]
+struct PanickingOnceReader {
+    panicked: Arc<AtomicU32>,
+    inner: ScriptedReader,
+}
+
+impl ReadModelReader<InventorySnapshot> for PanickingOnceReader {
+    async fn snapshot(&self, tenant_id: TenantId) -> Result<InventorySnapshot, ReadModelError> {
+        if self.panicked.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("a reader bug");
+        }
+        self.inner.snapshot(tenant_id).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_reader_fails_an_attempt_not_the_runner() {
+    let tenant = TenantId::random();
+    let sink = InMemoryInsightSink::new();
+    let runner = InventoryAnomalyRunner::spawn(
+        PanickingOnceReader {
+            panicked: Arc::default(),
+            inner: ScriptedReader::new(0),
+        },
+        sink.clone(),
+        AnomalyDetector::default(),
+        config(tenant),
+    );
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    let stats = runner.shutdown().await;
+    assert_eq!(
+        (stats.runs, stats.failed_attempts, stats.abandoned_runs),
+        (1, 1, 0)
+    );
+    assert_eq!(sink.insights(tenant).len(), 1, "the retry got through");
+}

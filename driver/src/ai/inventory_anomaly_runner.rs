@@ -11,7 +11,8 @@
 //! instead. A failed run (reader or sink) is retried for the tenants that
 //! failed, with exponential backoff up to [`RunnerConfig::max_attempts`],
 //! then logged and left to the next trigger or tick; errors never reach the
-//! caller.
+//! caller. Each tenant runs in a task of its own, so a panic in a reader,
+//! the detector or a sink counts as a failed attempt and the runner goes on.
 
 use crate::ai::insight_sink::{AiInsight, AiInsightSink};
 use crate::anomaly::{AnomalyDetector, InventorySnapshot};
@@ -167,9 +168,9 @@ impl InventoryAnomalyRunner {
         let (stop, stopped) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let runner = Runner {
-            reader,
-            sink,
-            detector,
+            reader: Arc::new(reader),
+            sink: Arc::new(sink),
+            detector: Arc::new(detector),
             known: config.tenants.iter().copied().collect(),
             config,
             overflowed: overflowed.clone(),
@@ -186,9 +187,9 @@ impl InventoryAnomalyRunner {
 }
 
 struct Runner<R, S> {
-    reader: R,
-    sink: S,
-    detector: AnomalyDetector,
+    reader: Arc<R>,
+    sink: Arc<S>,
+    detector: Arc<AnomalyDetector>,
     config: RunnerConfig,
     known: BTreeSet<TenantId>,
     overflowed: Arc<AtomicBool>,
@@ -202,10 +203,9 @@ where
     S: AiInsightSink,
 {
     async fn run(mut self, mut triggers: mpsc::Receiver<TenantId>) {
-        let mut ticks = tokio::time::interval_at(
-            tokio::time::Instant::now() + self.config.interval,
-            self.config.interval,
-        );
+        // tokio's interval refuses a zero period: a run at most every millisecond.
+        let period = self.config.interval.max(Duration::from_millis(1));
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let tenants: BTreeSet<TenantId> = tokio::select! {
@@ -284,24 +284,40 @@ where
         true
     }
 
-    async fn run_tenant(&self, tenant: TenantId) -> Result<(), crate::read_model::ReadModelError> {
-        let snapshot = self.reader.snapshot(tenant).await?;
-        let mut insights = Vec::new();
-        for item in snapshot.items {
-            for anomaly in self.detector.detect_item(item.item, &item.historical_trend) {
-                insights.push(AiInsight::from_anomaly(
-                    tenant,
-                    item.sku.clone(),
-                    item.name.clone(),
-                    anomaly,
-                ));
+    /// One tenant, in a task of its own: a panic in the reader, the
+    /// detector or the sink fails this attempt, not the runner.
+    async fn run_tenant(&self, tenant: TenantId) -> Result<(), String> {
+        let (reader, sink, detector) = (
+            self.reader.clone(),
+            self.sink.clone(),
+            self.detector.clone(),
+        );
+        let run = tokio::spawn(async move {
+            let snapshot = reader.snapshot(tenant).await.map_err(|e| e.to_string())?;
+            let mut insights = Vec::new();
+            for item in snapshot.items {
+                for anomaly in detector.detect_item(item.item, &item.historical_trend) {
+                    insights.push(AiInsight::from_anomaly(
+                        tenant,
+                        item.sku.clone(),
+                        item.name.clone(),
+                        anomaly,
+                    ));
+                }
             }
-        }
-        self.sink.emit(tenant, &insights).await?;
+            sink.emit(tenant, &insights)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<usize, String>(insights.len())
+        });
+        let found = match run.await {
+            Ok(result) => result?,
+            Err(join) => return Err(format!("the run panicked: {join}")),
+        };
         self.counters
             .insights
-            .fetch_add(insights.len() as u64, Ordering::Relaxed);
-        tracing::debug!(%tenant, insights = insights.len(), "inventory anomaly run");
+            .fetch_add(found as u64, Ordering::Relaxed);
+        tracing::debug!(%tenant, insights = found, "inventory anomaly run");
         Ok(())
     }
 }
