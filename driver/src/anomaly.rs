@@ -230,6 +230,41 @@ enum Direction {
     In,
 }
 
+impl Direction {
+    /// The movements of `trend` in this direction, sizes as positive units.
+    fn movements(self, trend: &[TrendPoint]) -> Vec<Movement> {
+        trend
+            .windows(2)
+            .filter_map(|pair| {
+                let delta = pair[1].on_hand.saturating_sub(pair[0].on_hand);
+                let keep = match self {
+                    Direction::Out => delta < 0,
+                    Direction::In => delta > 0,
+                };
+                keep.then_some(Movement {
+                    at: pair[1].at,
+                    units: delta.unsigned_abs() as f64,
+                })
+            })
+            .collect()
+    }
+
+    /// What a single unusual movement in this direction is.
+    fn spike_kind(self) -> AnomalyKind {
+        match self {
+            Direction::Out => AnomalyKind::UnusualOutflow,
+            Direction::In => AnomalyKind::UnusualInflow,
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Direction::Out => "outflow",
+            Direction::In => "inflow",
+        }
+    }
+}
+
 impl AnomalyDetector {
     /// A detector with `config`.
     pub fn new(config: DetectorConfig) -> Self {
@@ -249,21 +284,10 @@ impl AnomalyDetector {
 
     /// The findings for one item's trend, oldest first.
     pub fn detect_item(&self, item: AggregateId, trend: &[TrendPoint]) -> Vec<Anomaly> {
-        let (mut outflows, mut inflows) = (Vec::new(), Vec::new());
-        for pair in trend.windows(2) {
-            let delta = pair[1].on_hand.saturating_sub(pair[0].on_hand);
-            let movement = Movement {
-                at: pair[1].at,
-                units: delta.unsigned_abs() as f64,
-            };
-            match delta.cmp(&0) {
-                std::cmp::Ordering::Less => outflows.push(movement),
-                std::cmp::Ordering::Greater => inflows.push(movement),
-                std::cmp::Ordering::Equal => {}
-            }
+        let mut found = Vec::new();
+        for direction in [Direction::Out, Direction::In] {
+            found.extend(self.detect_direction(item, direction, &direction.movements(trend)));
         }
-        let mut found = self.detect_direction(item, Direction::Out, &outflows);
-        found.extend(self.detect_direction(item, Direction::In, &inflows));
         found.sort_by_key(|a| a.at);
         found
     }
@@ -278,10 +302,7 @@ impl AnomalyDetector {
         if movements.len() < config.min_movements {
             return Vec::new();
         }
-        let word = match direction {
-            Direction::Out => "outflow",
-            Direction::In => "inflow",
-        };
+        let word = direction.word();
         let mut found = Vec::new();
         let mut cuts = vec![0];
         // Shifts are looked for on weekday-adjusted sizes, so that a slow
@@ -355,13 +376,9 @@ impl AnomalyDetector {
                 let expected = baseline.expected(movement.at);
                 let score = baseline.score(movement);
                 if score > config.spike_threshold {
-                    let kind = match direction {
-                        Direction::Out => AnomalyKind::UnusualOutflow,
-                        Direction::In => AnomalyKind::UnusualInflow,
-                    };
                     found.push(Anomaly {
                         item,
-                        kind,
+                        kind: direction.spike_kind(),
                         at: movement.at,
                         score,
                         severity: Severity::of_score(score),
@@ -496,20 +513,7 @@ pub fn rolling_zscore(
 ) -> Vec<Anomaly> {
     let mut found = Vec::new();
     for direction in [Direction::Out, Direction::In] {
-        let movements: Vec<Movement> = trend
-            .windows(2)
-            .filter_map(|p| {
-                let delta = p[1].on_hand.saturating_sub(p[0].on_hand);
-                let keep = match direction {
-                    Direction::Out => delta < 0,
-                    Direction::In => delta > 0,
-                };
-                keep.then_some(Movement {
-                    at: p[1].at,
-                    units: delta.unsigned_abs() as f64,
-                })
-            })
-            .collect();
+        let movements = direction.movements(trend);
         for i in window..movements.len() {
             let previous: Vec<f64> = movements[i - window..i].iter().map(|m| m.units).collect();
             let mean = previous.iter().sum::<f64>() / window as f64;
@@ -527,10 +531,7 @@ pub fn rolling_zscore(
             if z > threshold {
                 found.push(Anomaly {
                     item,
-                    kind: match direction {
-                        Direction::Out => AnomalyKind::UnusualOutflow,
-                        Direction::In => AnomalyKind::UnusualInflow,
-                    },
+                    kind: direction.spike_kind(),
                     at: movements[i].at,
                     score: z,
                     severity: Severity::of_score(z),
