@@ -73,3 +73,12 @@ DROP POLICY IF EXISTS bound_tenant_only ON forgeerp_read.stock_history_runs;
 CREATE POLICY bound_tenant_only ON forgeerp_read.stock_history_runs
     USING (tenant_id::text = lower(current_setting('forgeerp.tenant_id', true)))
     WITH CHECK (tenant_id::text = lower(current_setting('forgeerp.tenant_id', true)));
+
+-- The same history one point per row, as readers want it. security_invoker:
+-- the runs' row-level security applies to whoever reads the view (a view
+-- owned by a superuser would otherwise read past it).
+CREATE OR REPLACE VIEW forgeerp_read.stock_history_points WITH (security_invoker = true) AS
+SELECT h.tenant_id, h.aggregate_id, h.first_sequence + p.i - 1 AS sequence_number,
+       p.occurred_at, p.on_hand, p.reserved
+  FROM forgeerp_read.stock_history_runs AS h,
+       unnest(h.occurred_at, h.on_hand, h.reserved) WITH ORDINALITY AS p (occurred_at, on_hand, reserved, i);

@@ -138,6 +138,13 @@ impl HistoryRuns {
     }
 }
 
+/// The inventory event inside `event`, or why not.
+fn decode(event: &StoredEvent) -> Result<InventoryEvent, ProjectionError> {
+    InventoryEvent::from_payload(&event.event_type, &event.payload).map_err(|e| {
+        ProjectionError::Decode(format!("{} ({}): {e}", event.event_type, event.event_id))
+    })
+}
+
 /// The inventory stock read model.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct InventoryStockProjection;
@@ -162,11 +169,8 @@ impl InventoryStockProjection {
         let rows = in_bound_transaction(pool, tenant_id, async |tx| {
             Ok(tx
                 .query(
-                    "SELECT h.first_sequence + p.i - 1, p.occurred_at, p.on_hand, p.reserved
-                       FROM forgeerp_read.stock_history_runs AS h,
-                            unnest(h.occurred_at, h.on_hand, h.reserved) WITH ORDINALITY AS p (occurred_at, on_hand, reserved, i)
-                      WHERE h.tenant_id = $1 AND h.aggregate_id = $2
-                      ORDER BY h.first_sequence, p.i",
+                    "SELECT sequence_number, occurred_at, on_hand, reserved FROM forgeerp_read.stock_history_points
+                      WHERE tenant_id = $1 AND aggregate_id = $2 ORDER BY sequence_number",
                     &[&tenant_id.as_uuid(), &item.as_uuid()],
                 )
                 .await?)
@@ -252,25 +256,13 @@ impl InventoryStockProjection {
         event: &StoredEvent,
         level: &StockLevel,
     ) -> Result<StockLevel, ProjectionError> {
-        let decoded =
-            InventoryEvent::from_payload(&event.event_type, &event.payload).map_err(|e| {
-                ProjectionError::Decode(format!("{} ({}): {e}", event.event_type, event.event_id))
-            })?;
-        let item = level.to_item().apply(&decoded);
-        let next = StockLevel::from_item(&item, event.sequence_number);
-        tx.execute(
-            "INSERT INTO forgeerp_read.stock_history_runs (tenant_id, aggregate_id, first_sequence, last_sequence, occurred_at, on_hand, reserved)
-             VALUES ($1, $2, $3, $3, ARRAY[$4::timestamptz], ARRAY[$5::bigint], ARRAY[$6::bigint]) ON CONFLICT DO NOTHING",
-            &[
-                &event.tenant_id.as_uuid(),
-                &event.aggregate_id.as_uuid(),
-                &(event.sequence_number as i64),
-                &event.occurred_at,
-                &next.on_hand,
-                &next.reserved,
-            ],
-        )
-        .await?;
+        let next = StockLevel::from_item(
+            &level.to_item().apply(&decode(event)?),
+            event.sequence_number,
+        );
+        let mut run = HistoryRuns::default();
+        run.push(event, &next);
+        run.insert(tx, event.tenant_id.as_uuid()).await?;
         Ok(next)
     }
 }
@@ -326,13 +318,7 @@ impl PgProjection for InventoryStockProjection {
                     event.sequence_number, event.aggregate_id
                 )));
             }
-            let decoded =
-                InventoryEvent::from_payload(&event.event_type, &event.payload).map_err(|e| {
-                    ProjectionError::Decode(format!(
-                        "{} ({}): {e}",
-                        event.event_type, event.event_id
-                    ))
-                })?;
+            let decoded = decode(event)?;
             *level = StockLevel::from_item(&level.to_item().apply(&decoded), event.sequence_number);
             history.push(event, level);
         }
@@ -464,11 +450,8 @@ impl ReadModelReader<InventorySnapshot> for InventoryStockReader {
             .await?;
         let points = tx
             .query(
-                "SELECT h.aggregate_id, p.occurred_at, p.on_hand, p.reserved
-                   FROM forgeerp_read.stock_history_runs AS h,
-                        unnest(h.occurred_at, h.on_hand, h.reserved) WITH ORDINALITY AS p (occurred_at, on_hand, reserved, i)
-                  WHERE h.tenant_id = $1
-                  ORDER BY h.aggregate_id, h.first_sequence, p.i",
+                "SELECT aggregate_id, occurred_at, on_hand, reserved FROM forgeerp_read.stock_history_points
+                  WHERE tenant_id = $1 ORDER BY aggregate_id, sequence_number",
                 &[&tenant_id.as_uuid()],
             )
             .await?;
