@@ -95,57 +95,39 @@ pub async fn run(url: &str) -> Result<(), CliError> {
     );
 
     // The write side: every command through the dispatcher.
-    let dispatcher = CommandDispatcher::new(store.clone()).with_retry(RetryPolicy::attempts(3));
+    let mut clerk = Clerk {
+        dispatcher: CommandDispatcher::new(store.clone()).with_retry(RetryPolicy::attempts(3)),
+        commands: 0,
+        refused: 0,
+    };
     let mut dice = Dice(0x5EED_F0E6_E12F);
-    let mut commands = 0u64;
-    let mut refused = 0u64;
     for tenant in &tenants {
         for (item, (sku, name)) in tenant.items.iter().zip(ITEMS) {
-            dispatch(
-                &dispatcher,
-                tenant.id,
-                *item,
-                C::CreateItem {
-                    sku: sku.into(),
-                    name: name.into(),
-                },
-                &mut commands,
-                &mut refused,
-            )
-            .await?;
-            dispatch(
-                &dispatcher,
-                tenant.id,
-                *item,
-                C::ReceiveStock { quantity: 400 },
-                &mut commands,
-                &mut refused,
-            )
-            .await?;
+            clerk
+                .dispatch(
+                    tenant.id,
+                    *item,
+                    C::CreateItem {
+                        sku: sku.into(),
+                        name: name.into(),
+                    },
+                )
+                .await?;
+            clerk
+                .dispatch(tenant.id, *item, C::ReceiveStock { quantity: 400 })
+                .await?;
         }
     }
     for day in 1..=DAYS {
         for tenant in &tenants {
             for (index, item) in tenant.items.iter().enumerate() {
                 let demand = dice.roll(8, 16);
-                dispatch(
-                    &dispatcher,
-                    tenant.id,
-                    *item,
-                    C::ReserveStock { quantity: demand },
-                    &mut commands,
-                    &mut refused,
-                )
-                .await?;
-                dispatch(
-                    &dispatcher,
-                    tenant.id,
-                    *item,
-                    C::ShipStock { quantity: demand },
-                    &mut commands,
-                    &mut refused,
-                )
-                .await?;
+                clerk
+                    .dispatch(tenant.id, *item, C::ReserveStock { quantity: demand })
+                    .await?;
+                clerk
+                    .dispatch(tenant.id, *item, C::ShipStock { quantity: demand })
+                    .await?;
                 for (_, _, incident) in tenant
                     .incidents
                     .iter()
@@ -158,34 +140,26 @@ pub async fn run(url: &str) -> Result<(), CliError> {
                         },
                         Incident::BulkReceipt => C::ReceiveStock { quantity: 3000 },
                     };
-                    dispatch(
-                        &dispatcher,
-                        tenant.id,
-                        *item,
-                        command,
-                        &mut commands,
-                        &mut refused,
-                    )
-                    .await?;
+                    clerk.dispatch(tenant.id, *item, command).await?;
                 }
                 if day % 10 == 0 {
-                    dispatch(
-                        &dispatcher,
-                        tenant.id,
-                        *item,
-                        C::ReceiveStock {
-                            quantity: 300 + dice.roll(0, 20),
-                        },
-                        &mut commands,
-                        &mut refused,
-                    )
-                    .await?;
+                    clerk
+                        .dispatch(
+                            tenant.id,
+                            *item,
+                            C::ReceiveStock {
+                                quantity: 300 + dice.roll(0, 20),
+                            },
+                        )
+                        .await?;
                 }
             }
         }
     }
     println!(
-        "dispatched {commands} commands for 2 tenants ({refused} refused by the domain) in {:.1} s",
+        "dispatched {} commands for 2 tenants ({} refused by the domain) in {:.1} s",
+        clerk.commands,
+        clerk.refused,
         started.elapsed().as_secs_f64()
     );
 
@@ -277,26 +251,34 @@ fn print_insight(insight: &AiInsight) {
     );
 }
 
-async fn dispatch(
-    dispatcher: &CommandDispatcher<PgEventStore>,
-    tenant: TenantId,
-    item: AggregateId,
-    command: C,
-    commands: &mut u64,
-    refused: &mut u64,
-) -> Result<(), CliError> {
-    *commands += 1;
-    match dispatcher
-        .dispatch::<InventoryItem>(tenant, item, &command)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(DispatchError::Domain(_)) => {
-            *refused += 1; // not enough stock: a real warehouse says no too
-            Ok(())
+/// The dispatcher, counting what it was asked and what the domain refused.
+struct Clerk {
+    dispatcher: CommandDispatcher<PgEventStore>,
+    commands: u64,
+    refused: u64,
+}
+
+impl Clerk {
+    async fn dispatch(
+        &mut self,
+        tenant: TenantId,
+        item: AggregateId,
+        command: C,
+    ) -> Result<(), CliError> {
+        self.commands += 1;
+        match self
+            .dispatcher
+            .dispatch::<InventoryItem>(tenant, item, &command)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(DispatchError::Domain(_)) => {
+                self.refused += 1; // not enough stock: a real warehouse says no too
+                Ok(())
+            }
+            Err(other) => Err(CliError::failed(format!(
+                "the demo could not dispatch {command:?}: {other}"
+            ))),
         }
-        Err(other) => Err(CliError::failed(format!(
-            "the demo could not dispatch {command:?}: {other}"
-        ))),
     }
 }
