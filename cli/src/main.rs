@@ -90,6 +90,15 @@ enum Command {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
+    // Like other Unix tools: a closed pipe (`forgeerp load … | head`) ends the
+    // process quietly instead of making println! panic. Rust ignores SIGPIPE
+    // by default; restore the default action before anything is printed.
+    #[cfg(unix)]
+    // SAFETY: sets a signal disposition at start-up, before any other thread
+    // of ours prints; SIG_DFL is a valid handler for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FORGEERP_LOG")

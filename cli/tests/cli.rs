@@ -391,3 +391,26 @@ fn stats_counts_streams_events_and_projection_lag() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // `forgeerp demo | head -1`: the rest of the output goes nowhere, and no
+    // panic message reaches the terminal.
+    let admin = admin();
+    let db = admin.fresh("pipe", true);
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_forgeerp"))
+        .arg("demo")
+        .env("DATABASE_URL", admin.url(&db))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(demo.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("dispatched"), "{first}");
+    let out = demo.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
