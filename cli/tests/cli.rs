@@ -215,6 +215,21 @@ fn tail_picks_up_a_new_append_and_resumes_from_its_checkpoint() {
     let _ = std::fs::remove_file(&checkpoint);
 }
 
+/// `forgeerp append` to one stream of type `t`; `rest` is what follows `--aggregate`.
+fn append(url: &str, tenant: &str, aggregate: &str, rest: &[&str]) -> Output {
+    let mut args = vec![
+        "append",
+        "--tenant",
+        tenant,
+        "--type",
+        "t",
+        "--aggregate",
+        aggregate,
+    ];
+    args.extend_from_slice(rest);
+    forgeerp(url, &args)
+}
+
 /// One line that says what is wrong, then at most clap's pointer to --help.
 fn assert_one_clear_line(out: &Output, code: i32, says: &str) {
     let stderr = text(&out.stderr);
@@ -259,69 +274,27 @@ fn bad_input_an_unreachable_server_and_a_missing_extension_are_one_clear_line() 
     assert_one_clear_line(&out, 2, "non-nil uuid");
     let out = forgeerp(&url, &["tail", "--after", "7"]);
     assert_one_clear_line(&out, 2, "\"7\" is not a feed position");
-    let out = forgeerp(
-        &url,
-        &[
-            "append",
-            "--tenant",
-            tenant,
-            "--type",
-            "t",
-            "--aggregate",
-            aggregate,
-            "{not json",
-        ],
-    );
+    let out = append(&url, tenant, aggregate, &["{not json"]);
     assert_one_clear_line(&out, 2, "the events are not JSON");
-    let out = forgeerp(
-        &url,
-        &[
-            "append",
-            "--tenant",
-            tenant,
-            "--type",
-            "t",
-            "--aggregate",
-            aggregate,
-            "--expected",
-            "soon",
-            "[]",
-        ],
-    );
+    let out = append(&url, tenant, aggregate, &["--expected", "soon", "[]"]);
     assert_one_clear_line(
         &out,
         2,
         "--expected \"soon\" is not any, no-stream, exists or a version number",
     );
     // Refused by the database: its message, nothing stored.
-    let out = forgeerp(
+    let out = append(
         &url,
-        &[
-            "append",
-            "--tenant",
-            tenant,
-            "--type",
-            "t",
-            "--aggregate",
-            aggregate,
-            "--expected",
-            "3",
-            r#"[{"event_type": "E", "payload": {}}]"#,
-        ],
+        tenant,
+        aggregate,
+        &["--expected", "3", r#"[{"event_type": "E", "payload": {}}]"#],
     );
     assert_one_clear_line(&out, 1, "expected version 3, actual 0");
-    let out = forgeerp(
+    let out = append(
         &url,
-        &[
-            "append",
-            "--tenant",
-            tenant,
-            "--type",
-            "t",
-            "--aggregate",
-            aggregate,
-            r#"[{"event_type": "", "payload": {}}]"#,
-        ],
+        tenant,
+        aggregate,
+        &[r#"[{"event_type": "", "payload": {}}]"#],
     );
     assert_one_clear_line(&out, 1, "event_type");
     assert_eq!(
@@ -354,18 +327,11 @@ fn stats_counts_streams_events_and_projection_lag() {
         "0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
         "1e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
     ] {
-        let out = forgeerp(
+        let out = append(
             &url,
-            &[
-                "append",
-                "--tenant",
-                tenant,
-                "--type",
-                "t",
-                "--aggregate",
-                aggregate,
-                r#"[{"event_type": "A", "payload": {}}, {"event_type": "B", "payload": {}}]"#,
-            ],
+            tenant,
+            aggregate,
+            &[r#"[{"event_type": "A", "payload": {}}, {"event_type": "B", "payload": {}}]"#],
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
