@@ -10,8 +10,8 @@ use forgeerp_infra::inventory::{InventoryCommand as C, InventoryItem};
 use forgeerp_infra::{
     AggregateId, AiInsight, AnomalyDetector, CommandDispatcher, DispatchError, EventStore,
     InventoryAnomalyRunner, InventoryStockProjection, InventoryStockReader, PgEventStore,
-    PgInsightSink, PgNotifyEventBus, PgTenantStore, ProjectionWorker, RetryPolicy, RunnerConfig,
-    TenantId, TriggeringProjection, WorkerConfig,
+    PgInsightSink, PgNotifyEventBus, ProjectionWorker, RetryPolicy, RunnerConfig, TenantId,
+    TriggeringProjection, WorkerConfig,
 };
 use std::time::{Duration, Instant};
 
@@ -56,8 +56,7 @@ struct Tenant {
 pub async fn run(url: &str) -> Result<(), CliError> {
     let started = Instant::now();
     let store = connect(url, 6).await?;
-    PgTenantStore::<String, String>::migrate(store.pool()).await?;
-    PgInsightSink::migrate(store.pool()).await?;
+    forgeerp_infra::migrate(store.pool()).await?;
     let tenants = [
         Tenant {
             id: TenantId::random(),

@@ -76,3 +76,9 @@ impl From<deadpool_postgres::PoolError> for CliError {
         CliError::failed(format!("no database connection: {error}"))
     }
 }
+
+impl From<forgeerp_infra::MigrationError> for CliError {
+    fn from(error: forgeerp_infra::MigrationError) -> Self {
+        CliError::failed(format!("the driver's schema: {error}"))
+    }
+}

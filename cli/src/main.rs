@@ -86,6 +86,9 @@ enum Command {
     },
     /// Streams, events, feed lag per projection, notification queue usage.
     Stats,
+    /// Brings the driver's own tables (schema forgeerp_read) up to date:
+    /// numbered migrations, each applied once; safe to run at any time.
+    Migrate,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -139,5 +142,26 @@ async fn run(command: Command, url: &str) -> Result<(), CliError> {
         } => tail::run(url, tenant, after, checkpoint, limit).await,
         Command::Rebuild { tenant, .. } => rebuild::run(url, tenant).await,
         Command::Stats => stats::run(url).await,
+        Command::Migrate => migrate(url).await,
     }
+}
+
+/// `forgeerp migrate`: one line saying what it found and did.
+async fn migrate(url: &str) -> Result<(), CliError> {
+    let store = connect::connect(url, 1).await?;
+    let report = forgeerp_infra::migrate(store.pool()).await?;
+    match report.applied.as_slice() {
+        [] => println!("driver schema at version {}: up to date", report.to_version),
+        applied => println!(
+            "driver schema at version {} (was {}): applied {}",
+            report.to_version,
+            report.from_version,
+            applied
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+    Ok(())
 }

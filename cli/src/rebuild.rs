@@ -3,13 +3,13 @@
 
 use crate::connect::connect;
 use crate::error::CliError;
-use forgeerp_infra::{InventoryStockProjection, PgTenantStore, TenantId};
+use forgeerp_infra::{InventoryStockProjection, TenantId};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Rebuilds `tenant`'s stock projection, or every tenant's when None.
 pub async fn run(url: &str, tenant: Option<TenantId>) -> Result<(), CliError> {
     let store = connect(url, 2).await?;
-    PgTenantStore::<String, String>::migrate(store.pool()).await?;
+    forgeerp_infra::migrate(store.pool()).await?;
     let tenants = match tenant {
         Some(tenant) => vec![tenant],
         None => {

@@ -10,8 +10,8 @@ mod common;
 use forgeerp_infra::inventory::{InventoryEvent, InventoryItem};
 use forgeerp_infra::{
     Aggregate, AggregateId, DomainEvent, EventStore, ExpectedVersion, FeedPosition,
-    InventoryStockProjection, PgEventStore, PgNotifyEventBus, PgTenantStore, ProjectionWorker,
-    TenantId, UncommittedEvent, WorkerConfig,
+    InventoryStockProjection, PgEventStore, PgNotifyEventBus, ProjectionWorker, TenantId,
+    UncommittedEvent, WorkerConfig,
 };
 use std::time::{Duration, Instant};
 
@@ -40,9 +40,7 @@ async fn checkpoint(store: &PgEventStore) -> FeedPosition {
 async fn main() {
     let url = common::fresh_database("forgeerp_bench_projection").await;
     let store = PgEventStore::connect(&url, 4).unwrap();
-    PgTenantStore::<String, String>::migrate(store.pool())
-        .await
-        .unwrap();
+    forgeerp_infra::migrate(store.pool()).await.unwrap();
     let tenant = TenantId::random();
 
     // The backlog.

@@ -33,6 +33,7 @@ pub mod event_store;
 pub mod expected_version;
 pub mod ids;
 pub mod inventory;
+pub mod migrations;
 pub mod projections;
 pub mod read_model;
 pub mod workers;
@@ -55,6 +56,7 @@ pub use event_store::publishing::PublishingEventStore;
 pub use event_store::{EventStore, EventStoreError};
 pub use expected_version::ExpectedVersion;
 pub use ids::{AggregateId, EventId, InvalidId, TenantId};
+pub use migrations::{migrate, Migration, MigrationError, MigrationReport};
 pub use projections::inventory_stock::{
     InventoryStockProjection, InventoryStockReader, StockLevel, StockPoint,
 };

@@ -12,8 +12,8 @@ use forgeerp_infra::read_model::ReadModelError;
 use forgeerp_infra::{
     AggregateId, AiInsight, AiInsightSink, AnomalyDetector, CommandDispatcher, InMemoryInsightSink,
     InventoryAnomalyRunner, InventoryStockProjection, InventoryStockReader, PgEventStore,
-    PgInsightSink, PgNotifyEventBus, PgTenantStore, ProjectionWorker, ReadModelReader,
-    RunnerConfig, TenantId, TriggeringProjection, WorkerConfig,
+    PgInsightSink, PgNotifyEventBus, ProjectionWorker, ReadModelReader, RunnerConfig, TenantId,
+    TriggeringProjection, WorkerConfig,
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -217,10 +217,7 @@ async fn a_burst_of_ten_thousand_triggers_makes_at_most_two_runs() {
 async fn setup(suffix: &str) -> (String, PgEventStore, PgNotifyEventBus) {
     let url = common::fresh_database(suffix).await;
     let store = PgEventStore::connect(&url, 6).unwrap();
-    PgTenantStore::<String, String>::migrate(store.pool())
-        .await
-        .unwrap();
-    PgInsightSink::migrate(store.pool()).await.unwrap();
+    forgeerp_infra::migrate(store.pool()).await.unwrap();
     let bus = PgNotifyEventBus::new(url.clone()).with_config(SubscriptionConfig {
         poll_interval: Duration::from_millis(200),
         ..SubscriptionConfig::default()

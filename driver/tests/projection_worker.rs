@@ -7,9 +7,8 @@ use forgeerp_infra::event_bus::pg_notify::SubscriptionConfig;
 use forgeerp_infra::inventory::{InventoryCommand as C, InventoryItem};
 use forgeerp_infra::{
     AggregateId, CommandDispatcher, EventStore, ExpectedVersion, FeedPosition,
-    InventoryStockProjection, PgEventStore, PgNotifyEventBus, PgProjection, PgTenantStore,
-    ProjectionError, ProjectionWorker, StockLevel, StoredEvent, TenantId, UncommittedEvent,
-    WorkerConfig,
+    InventoryStockProjection, PgEventStore, PgNotifyEventBus, PgProjection, ProjectionError,
+    ProjectionWorker, StockLevel, StoredEvent, TenantId, UncommittedEvent, WorkerConfig,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -18,9 +17,7 @@ use std::time::{Duration, Instant};
 async fn setup(suffix: &str) -> (String, PgEventStore, PgNotifyEventBus) {
     let url = common::fresh_database(suffix).await;
     let store = PgEventStore::connect(&url, 4).unwrap();
-    PgTenantStore::<String, String>::migrate(store.pool())
-        .await
-        .unwrap();
+    forgeerp_infra::migrate(store.pool()).await.unwrap();
     let bus = PgNotifyEventBus::new(url.clone()).with_config(SubscriptionConfig {
         poll_interval: Duration::from_millis(200),
         ..SubscriptionConfig::default()

@@ -14,9 +14,7 @@ struct Stock {
 
 async fn pg_store(model: &str) -> PgTenantStore<String, Stock> {
     let store = common::pg_store().await;
-    PgTenantStore::<String, Stock>::migrate(store.pool())
-        .await
-        .unwrap();
+    forgeerp_infra::migrate(store.pool()).await.unwrap();
     PgTenantStore::new(store.pool().clone(), model)
 }
 

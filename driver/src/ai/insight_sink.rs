@@ -4,7 +4,7 @@
 
 use crate::anomaly::{Anomaly, AnomalyKind, Severity};
 use crate::ids::{AggregateId, TenantId};
-use crate::read_model::tenant_store::{in_bound_transaction, run_migration};
+use crate::read_model::tenant_store::in_bound_transaction;
 use crate::read_model::ReadModelError;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -131,11 +131,6 @@ impl PgInsightSink {
     /// A sink writing through `pool`.
     pub fn new(pool: Pool) -> Self {
         PgInsightSink { pool }
-    }
-
-    /// Creates the insights table (idempotent; `driver/sql/ai_insights.sql`).
-    pub async fn migrate(pool: &Pool) -> Result<(), ReadModelError> {
-        run_migration(pool, include_str!("../../sql/ai_insights.sql")).await
     }
 
     /// The insights of `tenant_id`, most severe and most recent first.

@@ -178,33 +178,9 @@ impl<K, V> PgTenantStore<K, V> {
             _entry: PhantomData,
         }
     }
-
-    /// Creates the read-model schema if needed (`driver/sql/read_model_schema.sql`).
-    pub async fn migrate(pool: &Pool) -> Result<(), ReadModelError> {
-        run_migration(pool, include_str!("../../sql/read_model_schema.sql")).await
-    }
 }
 
 /// Runs `f` in a transaction of `pool` bound to `tenant_id` (`forgeerp.bind_tenant`).
-/// Runs one of the driver's schema files (idempotent DDL) in a transaction,
-/// behind a lock, so that concurrent migrations queue instead of racing on
-/// the catalog.
-pub(crate) async fn run_migration(pool: &Pool, sql: &str) -> Result<(), ReadModelError> {
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| ReadModelError::Connection(e.to_string()))?;
-    let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('forgeerp_read.migrate'))",
-        &[],
-    )
-    .await?;
-    tx.batch_execute(sql).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 pub(crate) async fn in_bound_transaction<R>(
     pool: &Pool,
     tenant_id: TenantId,

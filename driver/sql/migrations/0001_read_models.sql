@@ -1,5 +1,6 @@
 -- Read models of forgeerp-infra's PgTenantStore, in the event store's database.
--- Created by PgTenantStore::migrate (idempotent). Every row belongs to one
+-- Migration 1 (forgeerp_infra::migrate). Idempotent, so that it adopts the
+-- tables of a database made before migrations were numbered. Every row belongs to one
 -- tenant; row-level security admits only the tenant the transaction is bound
 -- to (forgeerp.bind_tenant), for every role but superusers, owner included.
 CREATE SCHEMA IF NOT EXISTS forgeerp_read;

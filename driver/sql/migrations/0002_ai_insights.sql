@@ -1,3 +1,4 @@
+-- Migration 2 (forgeerp_infra::migrate). Idempotent, like migration 1.
 -- Insights of the AI jobs (forgeerp-infra's PgInsightSink), in the event
 -- store's database but never in its streams. One row per finding, identified
 -- by (tenant, item, kind, occurred_at: the movement's time): a job that finds
