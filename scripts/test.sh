@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh) and runs every test:
 #   1. #[pg_test] units inside a backend (cargo pgrx test, its own cluster);
+#   0. released SQL unchanged, and the upgrade scripts chain to the current
+#      version (scripts/check_releases.sh);
 #   2. the contract tests (tests/) against the private cluster with the
-#      release build of the extension installed;
+#      release build of the extension installed, including the upgrade and
+#      security tiers; then again on databases installed at each older
+#      release and upgraded in place;
 #   3. the driver's tests (driver/), against the same cluster;
 #   4. the forgeerp CLI (cli/), its binary run against the same cluster;
 # then `cargo doc` with warnings as errors.
@@ -13,6 +17,9 @@ cd "$ROOT"
 
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
+
+echo "== releases: released scripts unchanged, upgrades chain to the current version"
+bash scripts/check_releases.sh
 
 bash scripts/setup.sh
 
@@ -34,6 +41,13 @@ echo "== tier 2: contract tests against the private cluster"
 # One test at a time: the feed tests hold transactions open, which holds the
 # feed back for every other session of the cluster by design.
 cargo test -p forgeerp-server-tests -- --test-threads=1 2>&1 | tee -a "$LOG"
+older=$("$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres -tAc \
+    "SELECT v.version FROM pg_available_extension_versions v JOIN pg_available_extensions x USING (name)
+      WHERE name = 'forgeerp' AND v.version <> x.default_version ORDER BY 1")
+for version in $older; do
+    echo "== tier 2, again: the contract on a database installed at $version and upgraded in place"
+    FORGEERP_TEST_UPGRADE_FROM=$version cargo test -p forgeerp-server-tests -- --test-threads=1 2>&1 | tee -a "$LOG"
+done
 
 echo "== tier 3: the driver (forgeerp-infra): units, and its parts against the private cluster and Redis"
 cargo test -p forgeerp-infra --features redis 2>&1 | tee -a "$LOG"

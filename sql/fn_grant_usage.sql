@@ -2,7 +2,7 @@
 -- through the SECURITY DEFINER functions.
 CREATE FUNCTION forgeerp.grant_usage(role_name name) RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = forgeerp, pg_catalog
+SET search_path = pg_catalog, forgeerp, pg_temp
 AS $$
 BEGIN
     IF role_name IS NULL THEN

@@ -5,7 +5,7 @@ CREATE FUNCTION forgeerp.load_stream(
     max_count     integer DEFAULT NULL
 ) RETURNS SETOF forgeerp.events
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = forgeerp, pg_catalog
+SET search_path = pg_catalog, forgeerp, pg_temp
 AS $$
 BEGIN
     PERFORM forgeerp.check_tenant(load_stream.tenant_id);

@@ -20,7 +20,7 @@ CREATE FUNCTION forgeerp.read_all(
     tenant_id         uuid    DEFAULT NULL
 ) RETURNS SETOF forgeerp.events
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = forgeerp, pg_catalog
+SET search_path = pg_catalog, forgeerp, pg_temp
 AS $$
 DECLARE
     horizon bigint;

@@ -1,6 +1,6 @@
 CREATE FUNCTION forgeerp.stream_version(tenant_id uuid, aggregate_id uuid) RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = forgeerp, pg_catalog
+SET search_path = pg_catalog, forgeerp, pg_temp
 AS $$
 BEGIN
     PERFORM forgeerp.check_tenant(stream_version.tenant_id);

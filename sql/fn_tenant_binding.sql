@@ -10,7 +10,7 @@ AS $$ SELECT lower(nullif(pg_catalog.current_setting('forgeerp.tenant_id', true)
 -- to another tenant. `what` names the argument in the message.
 CREATE FUNCTION forgeerp.check_tenant(tenant uuid, what text DEFAULT 'tenant_id') RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = forgeerp, pg_catalog
+SET search_path = pg_catalog, forgeerp, pg_temp
 AS $$
 DECLARE
     bound text := forgeerp.bound_tenant();
@@ -32,7 +32,7 @@ $$;
 
 CREATE FUNCTION forgeerp.bind_tenant(tenant_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = forgeerp, pg_catalog
+SET search_path = pg_catalog, forgeerp, pg_temp
 AS $$
 DECLARE
     bound text := lower(nullif(current_setting('forgeerp.tenant_id', true), ''));

@@ -5,6 +5,9 @@
 -- fails; append.rs then reads the head again to name the failure.
 -- $1 transaction id, $2 tenant, $3 aggregate type, $4 aggregate id,
 -- $5 expected version (NULL, 0, -1 or n > 0), $6 the validated events array.
+-- Every type is named with its schema: the statement runs with the owner's
+-- rights, and an unqualified type name is a lookup an attacker may try to
+-- shadow (pinned search_path aside).
 WITH head AS MATERIALIZED (
     SELECT coalesce(last.sequence_number, 0) AS version, last.aggregate_type
       FROM (SELECT) AS one
@@ -17,12 +20,12 @@ INSERT INTO forgeerp.events AS e
     (transaction_id, tenant_id, aggregate_type, aggregate_id, sequence_number,
      event_id, event_type, event_version, payload, metadata, occurred_at, recorded_at)
 SELECT $1, $2, $3, $4, head.version + b.ord,
-       coalesce((b.ev ->> 'event_id')::uuid, pg_catalog.gen_random_uuid()),
+       coalesce((b.ev ->> 'event_id')::pg_catalog.uuid, pg_catalog.gen_random_uuid()),
        b.ev ->> 'event_type',
-       coalesce((b.ev ->> 'event_version')::integer, 1),
+       coalesce((b.ev ->> 'event_version')::pg_catalog.int4, 1),
        b.ev -> 'payload',
-       coalesce(nullif(b.ev -> 'metadata', 'null'::jsonb), '{}'::jsonb),
-       coalesce((b.ev ->> 'occurred_at')::timestamptz, pg_catalog.now()),
+       coalesce(nullif(b.ev -> 'metadata', 'null'::pg_catalog.jsonb), '{}'::pg_catalog.jsonb),
+       coalesce((b.ev ->> 'occurred_at')::pg_catalog.timestamptz, pg_catalog.now()),
        pg_catalog.now()
   FROM head, pg_catalog.jsonb_array_elements($6) WITH ORDINALITY AS b (ev, ord)
  WHERE (head.aggregate_type IS NULL OR head.aggregate_type = $3)

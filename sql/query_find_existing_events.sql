@@ -6,5 +6,5 @@ SELECT e.event_id, e.sequence_number, e.global_position, e.transaction_id, e.rec
   FROM pg_catalog.jsonb_array_elements($2) WITH ORDINALITY AS b (ev, ord)
   JOIN forgeerp.events e
     ON e.tenant_id = $1
-   AND e.event_id = (b.ev ->> 'event_id')::uuid
+   AND e.event_id = (b.ev ->> 'event_id')::pg_catalog.uuid
  ORDER BY b.ord

@@ -3,7 +3,7 @@
 -- DELETE that would change nothing is refused too.
 CREATE FUNCTION forgeerp.reject_event_mutation() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = forgeerp, pg_catalog
+SET search_path = pg_catalog, forgeerp, pg_temp
 AS $$
 BEGIN
     RAISE EXCEPTION USING

@@ -14,6 +14,7 @@ use crate::batch::{self, EventBatch};
 use crate::error::{SqlState, StoreError};
 use crate::jsonb_text::JsonbText;
 use crate::notify;
+use crate::release;
 use crate::settings;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
@@ -24,9 +25,9 @@ use std::cell::OnceCell;
 /// global position, transaction id, recorded at.
 type AppendedRow = (Uuid, i64, i64, i64, TimestampWithTimeZone);
 
-/// Appends a batch of events to one stream; see `../shared/API.md`.
+/// Appends a batch of events to one stream; see `docs/API.md`.
 #[pg_extern(security_definer, volatile, parallel_unsafe)]
-#[search_path(forgeerp, pg_catalog)]
+#[search_path(pg_catalog, forgeerp, pg_temp)]
 fn append(
     tenant_id: Option<Uuid>,
     aggregate_type: Option<&str>,
@@ -261,6 +262,7 @@ fn append_to_stream(
     client: &mut SpiClient<'_>,
     req: &AppendRequest<'_>,
 ) -> Result<Vec<AppendedRow>, StoreError> {
+    release::check_database(client)?;
     lock_stream(&req.tenant_id, &req.aggregate_id);
     // Under READ COMMITTED every statement from here on takes a snapshot that
     // sees all appends that held the lock before.

@@ -8,7 +8,7 @@
 use pgrx::pg_sys;
 use std::ffi::{c_char, c_int, CString};
 
-/// The contract's SQLSTATEs (`../shared/API.md`, "Errors").
+/// The contract's SQLSTATEs (`docs/API.md`, "Errors").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SqlState {
     /// ES001: wrong expected version.
@@ -23,6 +23,8 @@ pub enum SqlState {
     AggregateTypeMismatch,
     /// 40001: serialization failure (a lost race under REPEATABLE READ or SERIALIZABLE).
     SerializationFailure,
+    /// 55000: the database's extension is at a version this library does not serve.
+    ObjectNotInPrerequisiteState,
 }
 
 impl SqlState {
@@ -35,6 +37,7 @@ impl SqlState {
             SqlState::DuplicateEventId => "ES004",
             SqlState::AggregateTypeMismatch => "ES005",
             SqlState::SerializationFailure => "40001",
+            SqlState::ObjectNotInPrerequisiteState => "55000",
         }
     }
 

@@ -1,6 +1,6 @@
 //! forgeerp: append-only, multi-tenant event streams inside PostgreSQL.
 //!
-//! The public SQL surface is `../shared/API.md`. Tables, triggers and the read
+//! The public SQL surface is `docs/API.md`. Tables, triggers and the read
 //! functions are plain SQL files under `sql/`; Rust carries what pays off in
 //! Rust: batch validation and the append hot path.
 
@@ -11,6 +11,7 @@ mod batch;
 mod error;
 mod jsonb_text;
 mod notify;
+mod release;
 mod rfc3339;
 mod settings;
 

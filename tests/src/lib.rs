@@ -1,9 +1,12 @@
 //! Helpers shared by the contract tests: a fresh database with the extension
-//! per test process, connections, and assertions on SQLSTATEs.
+//! per test process (installed fresh, or at a released version and updated:
+//! `FORGEERP_TEST_UPGRADE_FROM`), connections, and assertions on SQLSTATEs.
 //!
 //! The server is the private cluster that `scripts/setup.sh` starts; set
 //! `FORGEERP_TEST_ADMIN` to a libpq connection string of a superuser to point
 //! the tests elsewhere. No server, no pass: every test fails loudly.
+
+pub mod attack;
 
 use postgres::{Client, NoTls, Row};
 use serde_json::{json, Value};
@@ -35,9 +38,26 @@ pub fn database() -> &'static str {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
         let mut db = Client::connect(&format!("{} dbname={name}", admin_base()), NoTls).unwrap();
-        db.batch_execute("CREATE EXTENSION forgeerp").unwrap();
+        match upgraded_from() {
+            // The contract holds on a database upgraded in place, too.
+            Some(version) => db
+                .batch_execute(&format!(
+                    "CREATE EXTENSION forgeerp VERSION '{version}'; ALTER EXTENSION forgeerp UPDATE"
+                ))
+                .unwrap_or_else(|e| panic!("install {version} and update: {e}")),
+            None => db.batch_execute("CREATE EXTENSION forgeerp").unwrap(),
+        }
         name
     })
+}
+
+/// The released version the test database is installed at and then updated
+/// from (`FORGEERP_TEST_UPGRADE_FROM`), or None for a fresh install of the
+/// current version.
+pub fn upgraded_from() -> Option<String> {
+    std::env::var("FORGEERP_TEST_UPGRADE_FROM")
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
 /// Connection string of the test database as `user`.

@@ -245,7 +245,7 @@ fn security_definer_functions_pin_their_search_path() {
         .query(
             "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
               WHERE n.nspname = 'forgeerp' AND p.prosecdef
-                AND NOT coalesce(p.proconfig, '{}') @> ARRAY['search_path=forgeerp, pg_catalog']",
+                AND NOT coalesce(p.proconfig, '{}') @> ARRAY['search_path=pg_catalog, forgeerp, pg_temp']",
             &[],
         )
         .unwrap()
