@@ -95,18 +95,24 @@ fi
 
 # 6. The demo database -------------------------------------------------------
 psql_admin() { PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres "$@"; }
-# The extension has no upgrade scripts yet (0.1.0 only): a database created
-# with an earlier build keeps that build's SQL objects, which the current
-# library does not match. So the demo database is recreated whenever the
-# installed extension script changed since it was made.
-script_hash=$(md5sum "$("$PG_CONFIG" --sharedir)/extension/forgeerp--0.1.0.sql" | cut -d' ' -f1)
+# Set-ups before the first release (0.1.0) recreated the demo database when
+# the extension's SQL changed, and left a stamp of it. A database from such a
+# build predates every release and cannot be upgraded: it is recreated once,
+# and the stamp goes with it. Released databases are never dropped.
 stamp="$FORGEERP_STATE/demo-database.extension-md5"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$script_hash" ]; then
-    log "the extension's SQL changed since the demo database was made: recreating it"
-    psql_admin -d postgres -c "DROP DATABASE IF EXISTS forgeerp WITH (FORCE)"
+if [[ -f "$stamp" ]]; then
+    if [[ "$(cat "$stamp")" != "$(md5sum "$ROOT/extension/sql/forgeerp--0.1.0.sql" | cut -d' ' -f1)" ]]; then
+        log "the demo database predates release 0.1.0: recreating it once"
+        psql_admin -d postgres -c "DROP DATABASE IF EXISTS forgeerp WITH (FORCE)"
+    fi
+    rm -f "$stamp"
 fi
 psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'forgeerp'" | grep -q 1 ||
     psql_admin -d postgres -c "CREATE DATABASE forgeerp"
-psql_admin -d forgeerp -c "CREATE EXTENSION IF NOT EXISTS forgeerp"
-echo "$script_hash" > "$stamp"
+# An existing database is upgraded in place to the installed version
+# (docs/releases.md), and so are the driver's tables (numbered migrations).
+psql_admin -d forgeerp -c "CREATE EXTENSION IF NOT EXISTS forgeerp" -c "ALTER EXTENSION forgeerp UPDATE"
+(cd "$ROOT" && cargo build --quiet -p forgeerp-cli)
+migrated=$("$ROOT/target/debug/forgeerp" --database-url "$DATABASE_URL" migrate)
+log "driver tables: $migrated"
 log "ready: $DATABASE_URL"
