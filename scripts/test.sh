@@ -34,10 +34,16 @@ mkdir -p "$FORGEERP_STATE/pgrx-test" && chown postgres:postgres "$FORGEERP_STATE
 # put the release build back (and restart the private cluster on it).
 bash scripts/setup.sh
 
+# Drops the contract tests' databases (their notifiers with them: each
+# database's notifier holds a background worker until it has been idle 30 s).
+drop_contract_databases() {
+    "$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres -tAc \
+        "SELECT format('DROP DATABASE %I WITH (FORCE);', datname) FROM pg_database WHERE datname LIKE 'forgeerp\\_%test\\_%'" |
+        "$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres >/dev/null
+}
+
 echo "== tier 2: contract tests against the private cluster"
-"$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres -tAc \
-    "SELECT format('DROP DATABASE %I WITH (FORCE);', datname) FROM pg_database WHERE datname LIKE 'forgeerp\\_%test\\_%'" |
-    "$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres >/dev/null
+drop_contract_databases
 # One test at a time: the feed tests hold transactions open, which holds the
 # feed back for every other session of the cluster by design.
 cargo test -p forgeerp-server-tests -- --test-threads=1 2>&1 | tee -a "$LOG"
@@ -46,6 +52,7 @@ older=$("$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U po
       WHERE name = 'forgeerp' AND v.version <> x.default_version ORDER BY 1")
 for version in $older; do
     echo "== tier 2, again: the contract on a database installed at $version and upgraded in place"
+    drop_contract_databases
     FORGEERP_TEST_UPGRADE_FROM=$version cargo test -p forgeerp-server-tests -- --test-threads=1 2>&1 | tee -a "$LOG"
 done
 

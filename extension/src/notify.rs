@@ -8,7 +8,15 @@
 //! per-database background worker (the *notifier*) through shared memory and
 //! sets its latch; the notifier sends one `NOTIFY` per pending tenant in its own
 //! transaction. A rolled-back append never reaches the callback, so it wakes
-//! nobody.
+//! nobody; neither does one whose savepoint rolled back (each noted tenant
+//! keeps the xid of the subtransaction that appended, and the pre-commit
+//! callback drops those that aborted).
+//!
+//! The pre-commit callback also checks that a notifier is running: while one
+//! is still starting, or when none can start (every background worker slot
+//! taken), the transaction notifies in itself instead, so a wake-up is never
+//! promised to a slot nobody serves. A slot whose notifier is gone and that
+//! nothing uses (a dropped database's) is reused when no slot is free.
 //!
 //! Without preloading (no shared memory), or with `forgeerp.notify_in_transaction`
 //! on, or when no worker can be started, the append notifies in its own
@@ -96,6 +104,22 @@ impl Notifiers {
     fn slot_of(&mut self, database: u32) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.database == database)
     }
+
+    /// A free slot, or else one whose notifier is gone and that nothing
+    /// uses (a dropped database's, say): its pending wake-ups are hints only.
+    fn reusable_slot(&mut self, now: i64) -> Option<&mut Slot> {
+        let dead = |s: &Slot| {
+            s.latch == 0
+                && s.in_flight == 0
+                && now - s.requested_at > STARTUP_GRACE.as_micros() as i64
+        };
+        let index = self
+            .slots
+            .iter()
+            .position(|s| s.database == 0)
+            .or_else(|| self.slots.iter().position(dead))?;
+        Some(&mut self.slots[index])
+    }
 }
 
 /// Registers the GUC, and the shared memory when preloaded; from `_PG_init`.
@@ -115,8 +139,10 @@ pub fn init() {
 }
 
 thread_local! {
-    /// Tenants appended to by the current transaction, to hand over at commit.
-    static TENANTS: RefCell<Vec<[u8; 16]>> = const { RefCell::new(Vec::new()) };
+    /// Tenants appended to by the current transaction, each with the xid of
+    /// the (sub)transaction that appended: what a rolled-back savepoint
+    /// appended is dropped before the hand-over.
+    static TENANTS: RefCell<Vec<([u8; 16], pg_sys::TransactionId)>> = const { RefCell::new(Vec::new()) };
     /// Whether the current transaction has registered its callbacks.
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
@@ -127,6 +153,8 @@ pub fn appended(tenant_id: &[u8; 16], tenant_text: &str) {
         || NOTIFY_IN_TRANSACTION.get()
         || !note_for_notifier(tenant_id)
     {
+        // In the current (sub)transaction: PostgreSQL itself drops it if a
+        // savepoint rolls back, and delivers it at commit only.
         notify_now(&format!(r#"{{"tenant_id":"{tenant_text}"}}"#));
     }
 }
@@ -149,6 +177,9 @@ fn note_for_notifier(tenant_id: &[u8; 16]) -> bool {
             return false;
         }
         REGISTERED.set(true);
+        register_xact_callback(PgXactCallbackEvent::PreCommit, move || {
+            before_commit(database)
+        });
         register_xact_callback(PgXactCallbackEvent::Commit, move || hand_over(database));
         // A prepared transaction commits later, maybe elsewhere: no wake-up
         // then; listeners' periodic reads of the feed pick its events up.
@@ -156,10 +187,12 @@ fn note_for_notifier(tenant_id: &[u8; 16]) -> bool {
             register_xact_callback(event, move || forget(database));
         }
     }
+    // The append has written, so its (sub)transaction has an xid.
+    let xid = unsafe { pg_sys::GetCurrentTransactionId() };
     TENANTS.with(|t| {
         let mut tenants = t.borrow_mut();
-        if !tenants.contains(tenant_id) {
-            tenants.push(*tenant_id);
+        if !tenants.contains(&(*tenant_id, xid)) {
+            tenants.push((*tenant_id, xid));
         }
     });
     true
@@ -181,7 +214,7 @@ fn ensure_notifier(database: u32) -> bool {
                 }
                 stuck
             }
-            None => match notifiers.slot_of(0) {
+            None => match notifiers.reusable_slot(now) {
                 Some(free) => {
                     *free = Slot {
                         database,
@@ -199,6 +232,8 @@ fn ensure_notifier(database: u32) -> bool {
         let mut notifiers = NOTIFIERS.exclusive();
         if let Some(slot) = notifiers.slot_of(database) {
             slot.in_flight = slot.in_flight.saturating_sub(1);
+            // Ask again on the next append rather than after the grace.
+            slot.requested_at = i64::MIN / 2;
             if slot.latch == 0 && slot.in_flight == 0 {
                 *slot = FREE;
             }
@@ -230,6 +265,28 @@ fn forget(database: u32) {
     }
 }
 
+/// Pre-commit callback, still inside the transaction: drops what rolled-back
+/// savepoints appended, and notifies in the transaction itself when no
+/// notifier is running yet (one requested but still starting, or none to be
+/// had): a notifier's wake-up is never promised to a slot nobody serves.
+fn before_commit(database: u32) {
+    TENANTS.with(|t| {
+        t.borrow_mut()
+            .retain(|(_, xid)| !unsafe { pg_sys::TransactionIdDidAbort(*xid) })
+    });
+    let served = NOTIFIERS
+        .share()
+        .slots
+        .iter()
+        .any(|s| s.database == database && s.latch != 0);
+    if !served {
+        let tenants = TENANTS.with(|t| std::mem::take(&mut *t.borrow_mut()));
+        for (tenant, _) in tenants {
+            notify_now(&format!(r#"{{"tenant_id":"{}"}}"#, uuid_text(&tenant)));
+        }
+    }
+}
+
 /// Commit callback: the transaction is durable and visible. Must not fail.
 fn hand_over(database: u32) {
     REGISTERED.set(false);
@@ -240,7 +297,7 @@ fn hand_over(database: u32) {
             return;
         };
         slot.in_flight = slot.in_flight.saturating_sub(1);
-        for tenant in &tenants {
+        for (tenant, _) in &tenants {
             let len = slot.pending_len as usize;
             if slot.pending[..len].contains(tenant) {
                 continue;
@@ -254,7 +311,7 @@ fn hand_over(database: u32) {
         }
         slot.latch
     };
-    if latch != 0 {
+    if latch != 0 && !tenants.is_empty() {
         unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
     }
 }

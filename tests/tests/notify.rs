@@ -140,12 +140,19 @@ fn a_killed_notifier_is_replaced_by_the_next_append() {
     let mut listen = listener();
     let tenant = id();
     append(&mut db, tenant, "t", id(), None, &ticks(1)).unwrap();
+    // Woken within the second either way: by the transaction itself while
+    // the new notifier starts, or by the new notifier.
     assert!(
         wait_for(&mut listen, tenant, Duration::from_secs(1)).is_some(),
-        "woken by the new notifier"
+        "woken after the notifier was killed"
     );
-    let now = notifier_pids(&mut db);
-    assert_eq!(now.len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut now = notifier_pids(&mut db);
+    while now.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        now = notifier_pids(&mut db);
+    }
+    assert_eq!(now.len(), 1, "the append requested a new notifier: {now:?}");
     assert_ne!(now[0], pids[0]);
 }
 
@@ -185,4 +192,166 @@ fn a_burst_of_appends_wakes_every_tenant() {
         .filter(|t| !woken.contains(&t.to_string()))
         .collect();
     assert!(missing.is_empty(), "tenants never woken: {missing:?}");
+}
+
+/// Savepoints: what a rolled-back savepoint appended wakes nobody; what a
+/// released one appended wakes its listeners at commit. Run through the
+/// notifier and with `notify_in_transaction`.
+#[test]
+fn a_rolled_back_savepoint_notifies_nobody() {
+    for in_transaction in [false, true] {
+        let mut listen = listener();
+        let mut db = connect();
+        db.batch_execute(&format!(
+            "SET forgeerp.notify_in_transaction = {in_transaction}"
+        ))
+        .unwrap();
+        // The notifier is running (the path under test), or not needed.
+        append(&mut db, id(), "t", id(), None, &ticks(1)).unwrap();
+        if !in_transaction {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while notifier_pids(&mut db).is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(
+                notifier_pids(&mut db).len(),
+                1,
+                "a notifier serves the database"
+            );
+        }
+        let (rolled_back, nested, released, kept) = (id(), id(), id(), id());
+        db.batch_execute(&format!(
+            "BEGIN;
+             SAVEPOINT s;
+             SELECT count(*) FROM forgeerp.append('{rolled_back}', 't', gen_random_uuid(), NULL, '[{{\"event_type\": \"T\", \"payload\": {{}}}}]');
+             ROLLBACK TO SAVEPOINT s;
+             SAVEPOINT a; SAVEPOINT b;
+             SELECT count(*) FROM forgeerp.append('{nested}', 't', gen_random_uuid(), NULL, '[{{\"event_type\": \"T\", \"payload\": {{}}}}]');
+             RELEASE SAVEPOINT b;
+             ROLLBACK TO SAVEPOINT a;
+             SAVEPOINT r;
+             SELECT count(*) FROM forgeerp.append('{released}', 't', gen_random_uuid(), NULL, '[{{\"event_type\": \"T\", \"payload\": {{}}}}]');
+             RELEASE SAVEPOINT r;
+             SELECT count(*) FROM forgeerp.append('{kept}', 't', gen_random_uuid(), NULL, '[{{\"event_type\": \"T\", \"payload\": {{}}}}]');
+             COMMIT;"
+        ))
+        .unwrap();
+        let mut woken = std::collections::HashSet::new();
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < deadline {
+            let mut notifications = listen.notifications();
+            let mut iter = notifications.timeout_iter(Duration::from_millis(100));
+            while let Some(n) = iter.next().unwrap() {
+                let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+                if let Some(t) = payload["tenant_id"].as_str() {
+                    woken.insert(t.to_string());
+                }
+            }
+        }
+        let mode = if in_transaction {
+            "in transaction"
+        } else {
+            "notifier"
+        };
+        assert!(
+            woken.contains(&released.to_string()),
+            "{mode}: a released savepoint's append wakes"
+        );
+        assert!(
+            woken.contains(&kept.to_string()),
+            "{mode}: the transaction's own append wakes"
+        );
+        assert!(
+            !woken.contains(&rolled_back.to_string()),
+            "{mode}: a rolled-back savepoint notifies nobody"
+        );
+        assert!(
+            !woken.contains(&nested.to_string()),
+            "{mode}: nor one released into a rolled-back savepoint"
+        );
+    }
+}
+
+/// When no notifier can start (every background worker slot is taken by
+/// other databases' notifiers), appends notify in their own transaction:
+/// concurrent writers' tenants are all woken within a second, never left
+/// waiting for a notifier that is not coming.
+#[test]
+fn a_database_whose_notifier_cannot_start_still_wakes_within_a_second() {
+    let mut admin = Client::connect(
+        &format!("{} dbname=postgres", admin_base()),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let mut fillers = Vec::new();
+    let starved = loop {
+        assert!(fillers.len() < 64, "background workers never ran out");
+        let name = format!(
+            "forgeerp_test_{}_filler_{}",
+            std::process::id(),
+            fillers.len()
+        );
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        fillers.push(name.clone());
+        let url = format!("{} dbname={name}", admin_base());
+        let mut db = Client::connect(&url, postgres::NoTls).unwrap();
+        db.batch_execute("CREATE EXTENSION forgeerp").unwrap();
+        append(&mut db, id(), "t", id(), None, &ticks(1)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while notifier_pids(&mut db).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if notifier_pids(&mut db).is_empty() {
+            break url;
+        }
+    };
+    let mut listen = Client::connect(&starved, postgres::NoTls).unwrap();
+    listen.batch_execute("LISTEN forgeerp_events").unwrap();
+    let tenants: Vec<Uuid> = (0..40).map(|_| id()).collect();
+    let writers: Vec<_> = tenants
+        .chunks(10)
+        .map(|chunk| {
+            let (chunk, url) = (chunk.to_vec(), starved.clone());
+            std::thread::spawn(move || {
+                let mut db = Client::connect(&url, postgres::NoTls).unwrap();
+                for _ in 0..5 {
+                    for tenant in &chunk {
+                        append(&mut db, *tenant, "t", id(), None, &ticks(1)).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    let mut woken = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while woken.len() < tenants.len() && Instant::now() < deadline {
+        let mut notifications = listen.notifications();
+        let mut iter = notifications.timeout_iter(Duration::from_millis(50));
+        while let Some(n) = iter.next().unwrap() {
+            let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+            if let Some(t) = payload["tenant_id"].as_str() {
+                woken.insert(t.to_string());
+            }
+        }
+    }
+    drop(listen);
+    for name in &fillers {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+    }
+    let missing: Vec<_> = tenants
+        .iter()
+        .filter(|t| !woken.contains(&t.to_string()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "tenants not woken within a second: {missing:?}"
+    );
 }
