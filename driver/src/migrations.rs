@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ai_insights",
         sql: include_str!("../sql/migrations/0002_ai_insights.sql"),
     },
+    Migration {
+        version: 3,
+        name: "isolate_checkpoints_and_parked_events",
+        sql: include_str!("../sql/migrations/0003_isolate_checkpoints_and_parked_events.sql"),
+    },
 ];
 
 /// Why the schema could not be brought up to date.

@@ -198,3 +198,66 @@ async fn row_level_security_admits_only_the_bound_tenant() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Checkpoints and parked events (migration 3): a role granted access sees
+/// only its bound tenant's rows, and no all-tenants checkpoint; unbound, none.
+#[tokio::test]
+async fn checkpoints_and_parked_events_show_a_granted_role_only_its_bound_tenant() {
+    let store = common::pg_store().await;
+    forgeerp_infra::migrate(store.pool()).await.unwrap();
+    let (mine, theirs) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let url = common::database_url().await;
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let role = format!("reader_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO forgeerp_read.checkpoints (projection, tenant_key, transaction_id, global_position)
+             VALUES ('rls', '*', 1, 1), ('rls', '{mine}', 1, 2), ('rls', '{theirs}', 1, 3);
+             INSERT INTO forgeerp_read.parked_events VALUES
+               ('rls', '{mine}', gen_random_uuid(), gen_random_uuid(), 1, 1, 2, 'mine', 1),
+               ('rls', '{theirs}', gen_random_uuid(), gen_random_uuid(), 1, 1, 3, 'their error text', 1);
+             CREATE ROLE {role} LOGIN; SELECT forgeerp.grant_usage('{role}');
+             GRANT USAGE ON SCHEMA forgeerp_read TO {role};
+             GRANT SELECT, INSERT ON forgeerp_read.checkpoints, forgeerp_read.parked_events TO {role};"
+        ))
+        .await
+        .unwrap();
+    let (app, connection) =
+        tokio_postgres::connect(&format!("{url} user={role}"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let visible = async |sql: &str| -> Vec<String> {
+        app.query(sql, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let checkpoints =
+        "SELECT tenant_key FROM forgeerp_read.checkpoints WHERE projection = 'rls' ORDER BY 1";
+    let parked =
+        "SELECT error FROM forgeerp_read.parked_events WHERE projection = 'rls' ORDER BY 1";
+    assert!(
+        visible(checkpoints).await.is_empty(),
+        "unbound: no checkpoint"
+    );
+    assert!(visible(parked).await.is_empty(), "unbound: no parked event");
+    app.batch_execute(&format!("BEGIN; SELECT forgeerp.bind_tenant('{mine}')"))
+        .await
+        .unwrap();
+    assert_eq!(visible(checkpoints).await, vec![mine.to_string()]);
+    assert_eq!(visible(parked).await, vec!["mine".to_string()]);
+    let refused = app
+        .execute(
+            "INSERT INTO forgeerp_read.checkpoints (projection, tenant_key, transaction_id, global_position) VALUES ('rls', '*', 9, 9)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code().map(|c| c.code()), Some("42501"), "{refused}");
+}
