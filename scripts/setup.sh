@@ -70,16 +70,19 @@ grep -q "^include_if_exists = 'forgeerp.conf'" "$FORGEERP_PGDATA/postgresql.conf
     echo "include_if_exists = 'forgeerp.conf'" >> "$FORGEERP_PGDATA/postgresql.conf"
 
 library="$("$PG_CONFIG" --pkglibdir)/forgeerp.so"
+# The server runs with RUST_BACKTRACE=full on purpose: a hostile environment
+# for the extension, whose tests prove that no Rust backtrace reaches a client
+# whatever the server's environment (tests/tests/security.rs).
 if as_postgres "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" status >/dev/null 2>&1; then
     # A new library is only picked up by a restart (it is preloaded).
     if [[ "$library" -nt "$FORGEERP_PGDATA/postmaster.pid" ]]; then
         log "restarting the cluster for the new extension library"
-        as_postgres "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w -m fast restart \
+        as_postgres env RUST_BACKTRACE=full "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w -m fast restart \
             -l "$FORGEERP_PGDATA/server.log" >/dev/null
     fi
 else
     log "starting the cluster on port $FORGEERP_PGPORT"
-    as_postgres "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w start \
+    as_postgres env RUST_BACKTRACE=full "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w start \
         -l "$FORGEERP_PGDATA/server.log" >/dev/null
 fi
 

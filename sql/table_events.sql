@@ -22,7 +22,15 @@ CREATE TABLE forgeerp.events (
     -- Its last entry is the stream's head: version and aggregate type.
     UNIQUE (tenant_id, aggregate_id, sequence_number),
     -- Idempotency: an event id exists once per tenant.
-    UNIQUE (tenant_id, event_id)
+    UNIQUE (tenant_id, event_id),
+    -- The contract's invariants, held by the table itself: not even the
+    -- owner can store a row forgeerp.append would refuse.
+    CONSTRAINT events_aggregate_type_valid
+        CHECK (aggregate_type <> '' AND octet_length(aggregate_type) <= 255),
+    CONSTRAINT events_event_type_valid
+        CHECK (event_type <> '' AND octet_length(event_type) <= 255),
+    CONSTRAINT events_payload_is_object CHECK (jsonb_typeof(payload) = 'object'),
+    CONSTRAINT events_metadata_is_object CHECK (jsonb_typeof(metadata) = 'object')
 );
 
 ALTER SEQUENCE forgeerp.events_global_position_seq OWNED BY forgeerp.events.global_position;

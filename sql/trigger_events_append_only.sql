@@ -1,4 +1,6 @@
--- forgeerp.events is append-only for everyone, its owner included.
+-- forgeerp.events is append-only for everyone, its owner included, and in
+-- every session_replication_role (ENABLE ALWAYS: `replica` does not turn the
+-- triggers off).
 -- Statement-level triggers fire even when no row matches, so an UPDATE or
 -- DELETE that would change nothing is refused too.
 CREATE FUNCTION forgeerp.reject_event_mutation() RETURNS trigger
@@ -20,3 +22,6 @@ CREATE TRIGGER events_append_only
 CREATE TRIGGER events_no_truncate
     BEFORE TRUNCATE ON forgeerp.events
     FOR EACH STATEMENT EXECUTE FUNCTION forgeerp.reject_event_mutation();
+
+ALTER TABLE forgeerp.events ENABLE ALWAYS TRIGGER events_append_only;
+ALTER TABLE forgeerp.events ENABLE ALWAYS TRIGGER events_no_truncate;

@@ -44,13 +44,20 @@ fn append(
         name!(recorded_at, TimestampWithTimeZone),
     ),
 > {
-    match append_checked(
-        tenant_id,
-        aggregate_type,
-        aggregate_id,
-        expected_version,
-        events,
-    ) {
+    // A Rust panic (a bug of ours) reaches the client as one plain XX000
+    // line; its text and place go to the server log only.
+    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        append_checked(
+            tenant_id,
+            aggregate_type,
+            aggregate_id,
+            expected_version,
+            events,
+        )
+    }))
+    .catch_rust_panic(|cause| Err(StoreError::internal("forgeerp.append", cause)))
+    .execute();
+    match result {
         Ok(rows) => TableIterator::new(rows),
         Err(error) => error.raise(),
     }

@@ -25,6 +25,8 @@ pub enum SqlState {
     SerializationFailure,
     /// 55000: the database's extension is at a version this library does not serve.
     ObjectNotInPrerequisiteState,
+    /// XX000: a bug of ours (a Rust panic), reported without its text.
+    Internal,
 }
 
 impl SqlState {
@@ -38,6 +40,7 @@ impl SqlState {
             SqlState::AggregateTypeMismatch => "ES005",
             SqlState::SerializationFailure => "40001",
             SqlState::ObjectNotInPrerequisiteState => "55000",
+            SqlState::Internal => "XX000",
         }
     }
 
@@ -72,6 +75,28 @@ impl StoreError {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(SqlState::InvalidArgument, message)
+    }
+
+    /// A Rust panic inside `function`, as a client may see it: no panic text,
+    /// no place in our source, no backtrace. Those go to the server log only
+    /// (`LOG_SERVER_ONLY`, which no client setting brings to the client).
+    pub fn internal(function: &str, cause: pgrx::pg_sys::panic::CaughtError) -> Self {
+        if let pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } = &cause {
+            pgrx::ereport!(
+                pgrx::PgLogLevel::LOG_SERVER_ONLY,
+                pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!(
+                    "forgeerp: {function} panicked at {}:{}: {}",
+                    ereport.file(),
+                    ereport.line_number(),
+                    ereport.message()
+                )
+            );
+        }
+        StoreError::new(
+            SqlState::Internal,
+            format!("{function} failed on an internal error of forgeerp; the server log has the details"),
+        )
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {

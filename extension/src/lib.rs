@@ -21,9 +21,14 @@ mod tests;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!(
+    "../../sql/guard_new_schema.sql",
+    name = "guard_new_schema",
+    bootstrap
+);
+extension_sql_file!(
     "../../sql/table_events.sql",
     name = "table_events",
-    bootstrap
+    requires = ["guard_new_schema"]
 );
 extension_sql_file!(
     "../../sql/trigger_events_append_only.sql",
@@ -75,6 +80,13 @@ extension_sql_file!("../../sql/privileges.sql", name = "privileges", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx attaches a Rust backtrace to the DETAIL of an error that passed
+    // through Rust when the environment asks for backtraces (RUST_BACKTRACE).
+    // No client may ever see one, whatever the server's environment: this
+    // takes precedence for std's Backtrace::capture, in this process and the
+    // backends forked from it.
+    // _PG_init runs once, before this process starts any thread.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     settings::init();
     notify::init();
 }

@@ -3,7 +3,8 @@
 //! Postgres' `timestamptz` input accepts far more than RFC 3339 (and reads
 //! some strings according to the session's DateStyle), so the append path
 //! accepts only `YYYY-MM-DD(T|t| )HH:MM:SS[.frac](Z|z|+HH:MM|-HH:MM)` and then
-//! lets Postgres convert it.
+//! lets Postgres convert it. Offsets are limited to what Postgres stores
+//! (±15:59): a larger one would fail inside the conversion instead.
 
 /// Why a string is not an RFC 3339 timestamp, for the error message.
 pub fn check(s: &str) -> Result<(), &'static str> {
@@ -50,7 +51,11 @@ pub fn check(s: &str) -> Result<(), &'static str> {
     match b.get(at) {
         Some(b'Z' | b'z') if b.len() == at + 1 => Ok(()),
         Some(b'+' | b'-') if b.len() == at + 6 => match (num(at + 1, 2), num(at + 4, 2)) {
-            (Some(h), Some(m)) if expect(at + 3, b":") && h <= 23 && m <= 59 => Ok(()),
+            // RFC 3339 allows offsets up to 23:59; PostgreSQL stores at most 15:59.
+            (Some(h), Some(m)) if expect(at + 3, b":") && h <= 15 && m <= 59 => Ok(()),
+            (Some(h), Some(m)) if expect(at + 3, b":") && h <= 23 && m <= 59 => {
+                Err("a UTC offset beyond ±15:59, which PostgreSQL cannot store")
+            }
             _ => Err("expected a UTC offset as +HH:MM or -HH:MM"),
         },
         _ => Err("expected a UTC offset: 'Z', +HH:MM or -HH:MM"),

@@ -4,7 +4,7 @@
 #[pgrx::pg_schema]
 mod tests {
     use crate::batch::{self, canonical_uuid, Limits};
-    use crate::error::SqlState;
+    use crate::error::{SqlState, StoreError};
     use crate::rfc3339;
     use pgrx::prelude::*;
     use std::ffi::CStr;
@@ -22,10 +22,32 @@ mod tests {
             SqlState::InvalidArgument,
             SqlState::DuplicateEventId,
             SqlState::AggregateTypeMismatch,
+            SqlState::SerializationFailure,
+            SqlState::ObjectNotInPrerequisiteState,
+            SqlState::Internal,
         ] {
             let text = unsafe { CStr::from_ptr(pg_sys::unpack_sql_state(state.packed())) };
             assert_eq!(text.to_str().unwrap(), state.code());
         }
+    }
+
+    #[pg_test]
+    fn a_rust_panic_reaches_the_client_without_its_text() {
+        let error = PgTryBuilder::new(|| -> Result<(), StoreError> {
+            panic!("secret panic text at {}", "src/append.rs:42")
+        })
+        .catch_rust_panic(|cause| Err(StoreError::internal("forgeerp.append", cause)))
+        .execute()
+        .unwrap_err();
+        assert_eq!(error.state, SqlState::Internal);
+        assert!(!error.message.contains("secret"), "{}", error.message);
+        assert!(!error.message.contains(".rs"), "{}", error.message);
+        assert!(
+            error.message.contains("forgeerp.append"),
+            "{}",
+            error.message
+        );
+        assert_eq!((error.detail, error.hint), (None, None));
     }
 
     #[pg_test]
@@ -35,6 +57,8 @@ mod tests {
             ("2024-01-01t10:00:00.5+02:00", "2024-01-01 08:00:00.5+00"),
             ("1999-12-31 23:00:00-01:30", "2000-01-01 00:30:00+00"),
             ("0001-01-01T00:00:00Z", "0001-01-01 00:00:00+00"),
+            ("2024-01-01T00:00:00+15:59", "2023-12-31 08:01:00+00"),
+            ("2024-01-01T00:00:00-15:59", "2024-01-01 15:59:00+00"),
         ] {
             assert_eq!(rfc3339::check(text), Ok(()), "{text}");
             let same = Spi::get_one_with_args::<bool>(
@@ -59,6 +83,8 @@ mod tests {
             "2024-01-01T00:00:00 Z",
             "2024-01-01T00:00:00Zjunk",
             "２０２４-01-01T00:00:00Z",
+            "2024-01-01T00:00:00+16:00",
+            "2024-01-01T00:00:00-23:59",
         ] {
             assert!(rfc3339::check(text).is_err(), "{text:?} must be refused");
         }

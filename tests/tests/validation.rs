@@ -279,6 +279,21 @@ fn occurred_at_must_be_rfc3339() {
             },
         );
     }
+    // Valid RFC 3339, but beyond what PostgreSQL stores: ES003 naming the
+    // value, never the conversion's raw 22009.
+    for offset in ["+16:00", "-23:59"] {
+        refused(
+            &mut db,
+            "ES003",
+            &format!("got string \"2024-01-01T00:00:00{offset}\" (a UTC offset beyond ±15:59"),
+            |db| {
+                append_raw(
+                    db,
+                    &json!([{"event_type": "A", "payload": {}, "occurred_at": format!("2024-01-01T00:00:00{offset}")}]),
+                )
+            },
+        );
+    }
     refused(&mut db, "ES003", "got number 1700000000", |db| {
         append_raw(
             db,
