@@ -54,12 +54,16 @@ if [[ ! -f "$FORGEERP_PGDATA/PG_VERSION" ]]; then
         --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 fi
 mkdir -p "$FORGEERP_PGSOCKET" && chown postgres:postgres "$FORGEERP_PGSOCKET"
+conf_before=$(cat "$FORGEERP_PGDATA/forgeerp.conf" 2>/dev/null || true)
 cat > "$FORGEERP_PGDATA/forgeerp.conf" <<CONF
 # Written by scripts/setup.sh on every run.
 port = $FORGEERP_PGPORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$FORGEERP_PGSOCKET'
 max_connections = 200
+# One notifier worker per database that appends (it exits after 30 s idle):
+# room for the test suites' many databases besides PostgreSQL's own workers.
+max_worker_processes = 32
 shared_buffers = 512MB
 shared_preload_libraries = 'forgeerp'
 log_min_messages = warning
@@ -74,9 +78,10 @@ library="$("$PG_CONFIG" --pkglibdir)/forgeerp.so"
 # for the extension, whose tests prove that no Rust backtrace reaches a client
 # whatever the server's environment (tests/tests/security.rs).
 if as_postgres "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" status >/dev/null 2>&1; then
-    # A new library is only picked up by a restart (it is preloaded).
-    if [[ "$library" -nt "$FORGEERP_PGDATA/postmaster.pid" ]]; then
-        log "restarting the cluster for the new extension library"
+    # A new library is only picked up by a restart (it is preloaded), and so
+    # are some settings.
+    if [[ "$library" -nt "$FORGEERP_PGDATA/postmaster.pid" || "$conf_before" != "$(cat "$FORGEERP_PGDATA/forgeerp.conf")" ]]; then
+        log "restarting the cluster for the new extension library or settings"
         as_postgres env RUST_BACKTRACE=full "$PG_BIN/pg_ctl" -D "$FORGEERP_PGDATA" -w -m fast restart \
             -l "$FORGEERP_PGDATA/server.log" >/dev/null
     fi

@@ -13,7 +13,10 @@ AS $$ SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text
 COMMENT ON FUNCTION forgeerp.feed_horizon() IS
     'The feed is complete below this transaction id: read_all returns only events of transactions below it.';
 
-CREATE FUNCTION forgeerp.read_all(
+-- forgeerp.read_all is a SECURITY INVOKER wrapper that names its caller (see
+-- fn_scope_of.sql); read_all_as reads with the owner's rights.
+CREATE FUNCTION forgeerp.read_all_as(
+    caller            text,
     after_transaction bigint  DEFAULT 0,
     after_position    bigint  DEFAULT 0,
     max_count         integer DEFAULT 1000,
@@ -24,8 +27,9 @@ SET search_path = pg_catalog, forgeerp, pg_temp
 AS $$
 DECLARE
     horizon bigint;
-    tenant  uuid := read_all.tenant_id;
+    tenant  uuid := read_all_as.tenant_id;
     bound   text;
+    scope   uuid;
 BEGIN
     IF after_transaction IS NULL OR after_position IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'ES003',
@@ -36,7 +40,13 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'ES003',
             MESSAGE = format('max_count must not be negative, got %s', max_count);
     END IF;
-    IF tenant IS NULL THEN
+    scope := forgeerp.scope_for(caller);
+    IF tenant IS NULL AND scope IS NOT NULL THEN
+        -- Scoped: only the scope's events (and a binding to another tenant
+        -- is refused like any other tenant).
+        tenant := scope;
+        PERFORM forgeerp.check_tenant(tenant, scope);
+    ELSIF tenant IS NULL THEN
         -- Bound: only the bound tenant's events.
         bound := forgeerp.bound_tenant();
         IF bound !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
@@ -45,7 +55,7 @@ BEGIN
         END IF;
         tenant := bound::uuid;
     ELSE
-        PERFORM forgeerp.check_tenant(tenant);
+        PERFORM forgeerp.check_tenant(tenant, scope);
     END IF;
     horizon := forgeerp.feed_horizon();
 
@@ -67,6 +77,15 @@ BEGIN
     END IF;
 END
 $$;
+
+CREATE FUNCTION forgeerp.read_all(
+    after_transaction bigint  DEFAULT 0,
+    after_position    bigint  DEFAULT 0,
+    max_count         integer DEFAULT 1000,
+    tenant_id         uuid    DEFAULT NULL
+) RETURNS SETOF forgeerp.events
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM forgeerp.read_all_as(CURRENT_USER, after_transaction, after_position, max_count, tenant_id) $$;
 
 COMMENT ON FUNCTION forgeerp.read_all(bigint, bigint, integer, uuid) IS
     'The global feed after the cursor (after_transaction, after_position), gap-free: pass the last row''s (transaction_id, global_position) back.';

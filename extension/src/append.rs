@@ -25,8 +25,24 @@ use std::cell::OnceCell;
 /// global position, transaction id, recorded at.
 type AppendedRow = (Uuid, i64, i64, i64, TimestampWithTimeZone);
 
-/// Appends a batch of events to one stream; see `docs/API.md`.
-#[pg_extern(security_definer, volatile, parallel_unsafe)]
+/// `append`'s result, one row per stored event (pgrx needs the type spelled
+/// out in each `#[pg_extern]` signature).
+type AppendResult = TableIterator<
+    'static,
+    (
+        name!(event_id, Uuid),
+        name!(sequence_number, i64),
+        name!(global_position, i64),
+        name!(transaction_id, i64),
+        name!(recorded_at, TimestampWithTimeZone),
+    ),
+>;
+
+/// `forgeerp.append` of releases 0.1.0 to 0.3.0 (C symbol `append_wrapper`),
+/// kept for databases not yet updated (`docs/releases.md`): SECURITY
+/// DEFINER, and they have no tenant scopes. From 0.4.0 `forgeerp.append` is
+/// [`append_as_caller`], so this emits no SQL.
+#[pg_extern(sql = false, security_definer, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, forgeerp, pg_temp)]
 fn append(
     tenant_id: Option<Uuid>,
@@ -44,10 +60,72 @@ fn append(
         name!(recorded_at, TimestampWithTimeZone),
     ),
 > {
+    append_entry(
+        Caller::Unscoped,
+        tenant_id,
+        aggregate_type,
+        aggregate_id,
+        expected_version,
+        events,
+    )
+}
+
+/// `forgeerp.append` from 0.4.0 (see `docs/API.md`; C symbol
+/// `append_as_caller_wrapper`). Not SECURITY DEFINER: it learns the role
+/// really calling (`GetUserId`, which a SECURITY DEFINER function would have
+/// replaced by its owner), then switches to the extension's owner for the
+/// work and back, as PostgreSQL's own SECURITY DEFINER call does. An error
+/// on the way out is safe too: ending the (sub)transaction restores the
+/// user, as it does for SECURITY DEFINER functions.
+#[pg_extern(name = "append", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, forgeerp, pg_temp)]
+fn append_as_caller(
+    tenant_id: Option<Uuid>,
+    aggregate_type: Option<&str>,
+    aggregate_id: Option<Uuid>,
+    expected_version: Option<i64>,
+    events: Option<JsonbText>,
+) -> TableIterator<
+    'static,
+    (
+        name!(event_id, Uuid),
+        name!(sequence_number, i64),
+        name!(global_position, i64),
+        name!(transaction_id, i64),
+        name!(recorded_at, TimestampWithTimeZone),
+    ),
+> {
+    append_entry(
+        Caller::Current(unsafe { pg_sys::GetUserId() }),
+        tenant_id,
+        aggregate_type,
+        aggregate_id,
+        expected_version,
+        events,
+    )
+}
+
+/// Who calls: the current role, whose tenant scopes apply; or, through the
+/// entry point of 0.1.0 to 0.3.0, nobody in particular (no scopes existed).
+#[derive(Clone, Copy)]
+enum Caller {
+    Unscoped,
+    Current(pg_sys::Oid),
+}
+
+fn append_entry(
+    caller: Caller,
+    tenant_id: Option<Uuid>,
+    aggregate_type: Option<&str>,
+    aggregate_id: Option<Uuid>,
+    expected_version: Option<i64>,
+    events: Option<JsonbText>,
+) -> AppendResult {
     // A Rust panic (a bug of ours) reaches the client as one plain XX000
     // line; its text and place go to the server log only.
     let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
         append_checked(
+            caller,
             tenant_id,
             aggregate_type,
             aggregate_id,
@@ -118,6 +196,7 @@ struct AppendRequest<'a> {
 }
 
 fn append_checked(
+    caller: Caller,
     tenant_id: Option<Uuid>,
     aggregate_type: Option<&str>,
     aggregate_id: Option<Uuid>,
@@ -143,19 +222,6 @@ fn append_checked(
     let batch = batch::validate(events.text(), settings::limits())?;
 
     let tenant_text = uuid_text(&tenant_id);
-    if let Some(bound) = settings::bound_tenant() {
-        if bound != tenant_text {
-            return Err(StoreError::new(
-                SqlState::TenantIsolation,
-                format!("tenant {tenant_text} is not the tenant this transaction is bound to"),
-            )
-            .with_detail(format!("bound tenant: {bound}")));
-        }
-    }
-    if let Some(error) = batch.repeated_event_id_error() {
-        return Err(error);
-    }
-
     let request = AppendRequest {
         aggregate_text: uuid_text(&aggregate_id),
         tenant_id,
@@ -166,7 +232,106 @@ fn append_checked(
         events,
         batch,
     };
-    Spi::connect_mut(|client| append_to_stream(client, &request))
+    Spi::connect_mut(|client| {
+        release::check_database(client)?;
+        let Caller::Current(caller) = caller else {
+            // 0.1.0 to 0.3.0: SECURITY DEFINER already runs this as the owner.
+            return append_as_owner(client, None, &request);
+        };
+        let mut saved = (pg_sys::InvalidOid, 0);
+        unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut saved.0, &mut saved.1);
+            pg_sys::SetUserIdAndSecContext(
+                release::owner(),
+                saved.1 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+            );
+        }
+        let result = append_as_owner(client, Some(caller), &request);
+        unsafe { pg_sys::SetUserIdAndSecContext(saved.0, saved.1) };
+        result
+    })
+}
+
+/// The append once the owner's rights are in force: tenant access for
+/// `caller` (None: no scopes), then the checks and the write.
+fn append_as_owner(
+    client: &mut SpiClient<'_>,
+    caller: Option<pg_sys::Oid>,
+    request: &AppendRequest<'_>,
+) -> Result<Vec<AppendedRow>, StoreError> {
+    check_tenant_access(client, caller, &request.tenant_text)?;
+    if let Some(error) = request.batch.repeated_event_id_error() {
+        return Err(error);
+    }
+    append_to_stream(client, request)
+}
+
+/// ES002 unless the caller may use the tenant: not outside its role's scope
+/// (when scopes exist), and the transaction not bound to another tenant.
+fn check_tenant_access(
+    client: &SpiClient<'_>,
+    caller: Option<pg_sys::Oid>,
+    tenant_text: &str,
+) -> Result<(), StoreError> {
+    if let Some(caller) = caller {
+        if let Some(scope) = caller_scope(client, caller)? {
+            if scope != tenant_text {
+                return Err(StoreError::new(
+                    SqlState::TenantIsolation,
+                    format!("tenant {tenant_text} is outside the scope of this role"),
+                )
+                .with_detail(format!("the role is scoped to tenant {scope}")));
+            }
+        }
+    }
+    if let Some(bound) = settings::bound_tenant() {
+        if bound != tenant_text {
+            return Err(StoreError::new(
+                SqlState::TenantIsolation,
+                format!("tenant {tenant_text} is not the tenant this transaction is bound to"),
+            )
+            .with_detail(format!("bound tenant: {bound}")));
+        }
+    }
+    Ok(())
+}
+
+thread_local! {
+    static CALLER_SCOPE: OnceCell<&'static OwnedPreparedStatement> = const { OnceCell::new() };
+}
+
+/// The tenant `caller` is scoped to (lower-case text), None when unscoped;
+/// ES002 when it has the privileges of roles scoped to two tenants. The rule
+/// itself is `forgeerp.caller_scopes`, shared with the SQL functions; the
+/// caller is known here, so its claim check does not apply.
+fn caller_scope(client: &SpiClient<'_>, caller: pg_sys::Oid) -> Result<Option<String>, StoreError> {
+    let plan = CALLER_SCOPE.with(|cell| {
+        *cell.get_or_init(|| {
+            Box::leak(Box::new(prepare(
+                client,
+                include_str!("../../sql/query_caller_scope.sql"),
+                &[OID],
+            )))
+        })
+    });
+    let rows = client
+        .select(plan, Some(1), &[caller.into()])
+        .unwrap_or_else(|e| spi_failed(e));
+    if rows.is_empty() {
+        return Ok(None); // a role dropped under a running session: no scope row can name it
+    }
+    let row = rows.first();
+    let scopes = row.get::<i32>(1).ok().flatten().unwrap_or(0);
+    if scopes > 1 {
+        let name = row.get::<String>(3).ok().flatten().unwrap_or_default();
+        return Err(StoreError::new(
+            SqlState::TenantIsolation,
+            format!(
+                "role {name} has the privileges of roles scoped to {scopes} different tenants, so it may use none"
+            ),
+        ));
+    }
+    Ok(row.get::<Uuid>(2).ok().flatten().map(|s| uuid_text(&s)))
 }
 
 fn required_uuid(value: Option<Uuid>, what: &str) -> Result<Uuid, StoreError> {
@@ -198,6 +363,7 @@ const UUID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::UUIDOID);
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
 const INT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8OID);
 const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
+const OID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::OIDOID);
 
 fn prepare(client: &SpiClient<'_>, sql: &str, args: &[PgOid]) -> OwnedPreparedStatement {
     client
@@ -269,7 +435,6 @@ fn append_to_stream(
     client: &mut SpiClient<'_>,
     req: &AppendRequest<'_>,
 ) -> Result<Vec<AppendedRow>, StoreError> {
-    release::check_database(client)?;
     lock_stream(&req.tenant_id, &req.aggregate_id);
     // Under READ COMMITTED every statement from here on takes a snapshot that
     // sees all appends that held the lock before.

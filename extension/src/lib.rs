@@ -36,9 +36,19 @@ extension_sql_file!(
     requires = ["table_events"]
 );
 extension_sql_file!(
+    "../../sql/table_role_scopes.sql",
+    name = "table_role_scopes",
+    requires = ["table_events"]
+);
+extension_sql_file!(
+    "../../sql/fn_scope_of.sql",
+    name = "fn_scope_of",
+    requires = ["table_role_scopes"]
+);
+extension_sql_file!(
     "../../sql/fn_tenant_binding.sql",
     name = "fn_tenant_binding",
-    requires = ["table_events"]
+    requires = ["fn_scope_of"]
 );
 extension_sql_file!(
     "../../sql/fn_stream_version.sql",
@@ -73,7 +83,7 @@ extension_sql_file!(
         "fn_stream_version",
         "fn_read_all",
         "fn_version",
-        append
+        append_as_caller
     ]
 );
 extension_sql_file!("../../sql/privileges.sql", name = "privileges", finalize);

@@ -15,12 +15,13 @@
 //! instead of being written by code that does not match its schema.
 
 use crate::error::{SqlState, StoreError};
+use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 use std::cell::Cell;
 
 /// The SQL versions whose databases this library serves, oldest first: every
 /// release since the first, and this library's own version last.
-pub const SERVED: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
+pub const SERVED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0"];
 
 /// This library's version.
 pub const LIBRARY: &str = env!("CARGO_PKG_VERSION");
@@ -47,31 +48,40 @@ const _: () = assert!(
 );
 
 thread_local! {
-    /// Whether this backend has checked its database's version.
-    static CHECKED: Cell<bool> = const { Cell::new(false) };
+    /// The extension's owner, once this backend has checked its database's
+    /// version (InvalidOid before).
+    static OWNER: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }
 
 /// Refuses, once per backend, a database whose extension is at a version
-/// this library does not serve.
+/// this library does not serve; notes the extension's owner.
 pub fn check_database(client: &SpiClient<'_>) -> Result<(), StoreError> {
-    if CHECKED.get() {
+    if OWNER.get() != pg_sys::InvalidOid {
         return Ok(());
     }
-    let version = client
+    let found = client
         .select(
-            "SELECT extversion::pg_catalog.text FROM pg_catalog.pg_extension WHERE extname = 'forgeerp'",
+            "SELECT extversion::pg_catalog.text, extowner FROM pg_catalog.pg_extension WHERE extname = 'forgeerp'",
             Some(1),
             &[],
         )
         .ok()
-        .and_then(|rows| rows.first().get_one::<String>().ok().flatten());
-    match version {
-        Some(version) if SERVED.contains(&version.as_str()) => {
-            CHECKED.set(true);
+        .and_then(|rows| rows.first().get_two::<String, pg_sys::Oid>().ok());
+    match found {
+        Some((Some(version), Some(owner))) if SERVED.contains(&version.as_str()) => {
+            OWNER.set(owner);
             Ok(())
         }
-        version => Err(unserved(version.as_deref().unwrap_or("(none)"))),
+        found => Err(unserved(
+            found.and_then(|(v, _)| v).as_deref().unwrap_or("(none)"),
+        )),
     }
+}
+
+/// The extension's owner, whose rights the append runs with; valid once
+/// [`check_database`] has succeeded in this backend.
+pub fn owner() -> pg_sys::Oid {
+    OWNER.get()
 }
 
 fn unserved(version: &str) -> StoreError {

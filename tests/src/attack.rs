@@ -72,7 +72,8 @@ impl Attacker {
     }
 
     /// Runs the attack against every SECURITY DEFINER function of schema
-    /// `forgeerp`, each called unbound and bound to a tenant, in a fresh
+    /// `forgeerp` and every C function (which may switch identity itself),
+    /// each called unbound and bound to a tenant, in a fresh
     /// session. Returns the roles other than the attacker that the planted
     /// function ran as (empty: the attack failed) and the functions called.
     pub fn shadow_types_and_call_every_definer(&self) -> AttackOutcome {
@@ -171,7 +172,8 @@ pub struct AttackOutcome {
     pub called: Vec<String>,
 }
 
-/// A SECURITY DEFINER function of the schema, with what calling it needs.
+/// A function of the schema that may run with its owner's rights, with what
+/// calling it needs.
 struct DefinerFunction {
     signature: String,
     name: String,
@@ -190,7 +192,9 @@ impl DefinerFunction {
                     "uuid" => tenant.to_string(),
                     "int8" | "int4" | "int2" => "0".into(),
                     "jsonb" => r#"[{"event_type": "Tick", "payload": {"n": 1}}]"#.into(),
-                    "name" => role.to_string(),
+                    // A text argument may be the caller (the *_as functions):
+                    // the attacker's own name gets past the claim check.
+                    "name" | "text" => role.to_string(),
                     _ => "x".into(),
                 };
                 format!("'{value}'::pg_catalog.{t}")
@@ -214,7 +218,9 @@ fn definer_functions(db: &mut Client) -> Vec<DefinerFunction> {
                         JOIN pg_type t ON t.oid = c.atttypid
                        WHERE r.oid = p.prorettype AND t.typtype = 'b')
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-          WHERE n.nspname = 'forgeerp' AND p.prosecdef
+          JOIN pg_language l ON l.oid = p.prolang
+          -- C functions may switch identity themselves (append does).
+          WHERE n.nspname = 'forgeerp' AND (p.prosecdef OR l.lanname = 'c')
           ORDER BY 1",
         &[],
     )

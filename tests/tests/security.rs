@@ -9,15 +9,18 @@ use forgeerp_server_tests::{
 fn no_security_definer_function_runs_an_application_roles_pg_temp_types() {
     let attacker = Attacker::new(database());
     let outcome = attacker.shadow_types_and_call_every_definer();
+    // append switches identity itself; the read functions are SECURITY
+    // INVOKER wrappers of the *_as ones.
     for f in [
         "forgeerp.append(uuid,text,uuid,bigint,jsonb)",
-        "forgeerp.load_stream(uuid,uuid,bigint,integer)",
-        "forgeerp.read_all(bigint,bigint,integer,uuid)",
-        "forgeerp.stream_version(uuid,uuid)",
+        "forgeerp.load_stream_as(text,uuid,uuid,bigint,integer)",
+        "forgeerp.read_all_as(text,bigint,bigint,integer,uuid)",
+        "forgeerp.stream_version_as(text,uuid,uuid)",
+        "forgeerp.scope_of(text)",
     ] {
         assert!(
             outcome.called.iter().any(|c| c == f),
-            "{f} is SECURITY DEFINER and was called: {:?}",
+            "{f} runs with the owner's rights and was called: {:?}",
             outcome.called
         );
     }

@@ -181,7 +181,19 @@ fn an_application_role_has_no_table_privileges() {
         "42501",
     );
     expect_state(
-        app.execute("SELECT forgeerp.check_tenant($1)", &[&tenant]),
+        app.execute("SELECT forgeerp.check_tenant($1, NULL)", &[&tenant]),
+        "42501",
+    );
+    expect_state(
+        app.execute("SELECT forgeerp.revoke_usage('postgres')", &[]),
+        "42501",
+    );
+    expect_state(
+        app.query("SELECT * FROM forgeerp.caller_scopes('postgres')", &[]),
+        "42501",
+    );
+    expect_state(
+        app.query("SELECT * FROM forgeerp.role_scopes", &[]),
         "42501",
     );
 }
@@ -244,7 +256,8 @@ fn security_definer_functions_pin_their_search_path() {
     let unpinned: Vec<String> = db
         .query(
             "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE n.nspname = 'forgeerp' AND p.prosecdef
+              JOIN pg_language l ON l.oid = p.prolang
+              WHERE n.nspname = 'forgeerp' AND (p.prosecdef OR l.lanname = 'c')
                 AND NOT coalesce(p.proconfig, '{}') @> ARRAY['search_path=pg_catalog, forgeerp, pg_temp']",
             &[],
         )
@@ -254,7 +267,7 @@ fn security_definer_functions_pin_their_search_path() {
         .collect();
     assert!(
         unpinned.is_empty(),
-        "SECURITY DEFINER functions without a pinned search_path: {unpinned:?}"
+        "SECURITY DEFINER or C functions (which may switch identity) without a pinned search_path: {unpinned:?}"
     );
     let definers: i64 = db
         .query_one(
@@ -266,7 +279,7 @@ fn security_definer_functions_pin_their_search_path() {
         .get(0);
     assert!(
         definers >= 4,
-        "append, load_stream, stream_version and read_all run as the owner"
+        "load_stream_as, stream_version_as, read_all_as and scope_of run as the owner"
     );
 }
 
