@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh) and runs every test:
-#   1. #[pg_test] units inside a backend (cargo pgrx test, its own cluster);
 #   0. released SQL unchanged, and the upgrade scripts chain to the current
 #      version (scripts/check_releases.sh);
+#   1. #[pg_test] units inside a backend (cargo pgrx test, its own cluster);
 #   2. the contract tests (tests/) against the private cluster with the
 #      release build of the extension installed, including the upgrade and
 #      security tiers; then again on databases installed at each older
 #      release and upgraded in place;
 #   3. the driver's tests (driver/), against the same cluster;
 #   4. the forgeerp CLI (cli/), its binary run against the same cluster;
-# then `cargo doc` with warnings as errors.
+# then `cargo doc` with warnings as errors, `cargo fmt --check` and clippy.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
@@ -66,6 +66,10 @@ cargo test -p forgeerp-cli -- --test-threads=1 2>&1 | tee -a "$LOG"
 
 echo "== docs: cargo doc for the workspace, warnings as errors"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --workspace
+
+echo "== style: cargo fmt --check, cargo clippy with warnings as errors"
+cargo fmt --all --check
+cargo clippy --quiet --workspace --all-targets --features forgeerp-infra/redis -- -D warnings
 
 # One closing line over all tiers.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "forgeerp: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$LOG"

@@ -2,9 +2,7 @@
 
 use crate::connect::connect;
 use crate::error::CliError;
-use forgeerp_infra::{
-    AggregateId, EventId, EventStore, ExpectedVersion, StoredEvent, TenantId, UncommittedEvent,
-};
+use forgeerp_infra::{AggregateId, EventStore, ExpectedVersion, StoredEvent, TenantId};
 use serde_json::Value;
 
 /// Appends the JSON array `events` to one stream and prints what was stored.
@@ -17,9 +15,12 @@ pub async fn append(
     events: &str,
 ) -> Result<(), CliError> {
     let expected = parse_expected(expected)?;
-    let batch = parse_events(tenant, aggregate_type, aggregate, events)?;
+    let batch = parse_events(events)?;
     let store = connect(url, 1).await?;
-    for event in store.append(batch, expected).await? {
+    for event in store
+        .append_json(tenant, aggregate_type, aggregate, expected, &batch)
+        .await?
+    {
         print_event(&event);
     }
     Ok(())
@@ -55,59 +56,16 @@ fn parse_expected(expected: &str) -> Result<ExpectedVersion, CliError> {
     }
 }
 
-fn parse_events(
-    tenant: TenantId,
-    aggregate_type: &str,
-    aggregate: AggregateId,
-    events: &str,
-) -> Result<Vec<UncommittedEvent>, CliError> {
+/// The events as JSON, passed to `forgeerp.append` unchanged: the extension
+/// validates the batch (every key, `occurred_at` included), so the CLI cannot
+/// drift from it.
+fn parse_events(events: &str) -> Result<Value, CliError> {
     let value: Value = serde_json::from_str(events)
         .map_err(|e| CliError::usage(format!("the events are not JSON: {e}")))?;
-    let Value::Array(items) = value else {
+    if !value.is_array() {
         return Err(CliError::usage(
             "the events must be a JSON array of objects",
         ));
-    };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let field = |name: &str| item.get(name).cloned();
-            let event_type = field("event_type")
-                .and_then(|v| v.as_str().map(str::to_string))
-                .ok_or_else(|| {
-                    CliError::usage(format!("event {i}: event_type (a string) is missing"))
-                })?;
-            let payload = field("payload")
-                .ok_or_else(|| CliError::usage(format!("event {i}: payload is missing")))?;
-            let mut event =
-                UncommittedEvent::new(tenant, aggregate_type, aggregate, event_type, payload);
-            if let Some(metadata) = field("metadata") {
-                event = event.with_metadata(metadata);
-            }
-            if let Some(id) = field("event_id") {
-                let id = id
-                    .as_str()
-                    .and_then(|s| uuid::Uuid::parse_str(s).ok())
-                    .map(EventId)
-                    .ok_or_else(|| {
-                        CliError::usage(format!("event {i}: event_id {id} is not a uuid"))
-                    })?;
-                event = event.with_event_id(id);
-            }
-            if let Some(version) = field("event_version") {
-                let version = version
-                    .as_u64()
-                    .and_then(|v| u32::try_from(v).ok())
-                    .filter(|v| *v >= 1)
-                    .ok_or_else(|| {
-                        CliError::usage(format!(
-                            "event {i}: event_version {version} is not a number >= 1"
-                        ))
-                    })?;
-                event = event.with_event_version(version);
-            }
-            Ok(event)
-        })
-        .collect()
+    }
+    Ok(value)
 }

@@ -297,6 +297,15 @@ fn bad_input_an_unreachable_server_and_a_missing_extension_are_one_clear_line() 
         &[r#"[{"event_type": "", "payload": {}}]"#],
     );
     assert_one_clear_line(&out, 1, "event_type");
+    // The batch goes to forgeerp.append unchanged, so an unknown key is the
+    // extension's ES003, not silently dropped (it was).
+    let out = append(
+        &url,
+        tenant,
+        aggregate,
+        &[r#"[{"event_type": "E", "payload": {}, "bogus": 1}]"#],
+    );
+    assert_one_clear_line(&out, 1, "bogus");
     assert_eq!(
         admin.query(&db, "SELECT count(*) FROM forgeerp.events")[0][0].as_deref(),
         Some("0")
@@ -315,6 +324,43 @@ fn bad_input_an_unreachable_server_and_a_missing_extension_are_one_clear_line() 
         "the forgeerp extension is not installed in database",
     );
     admin.query("postgres", &format!("DROP DATABASE {bare} WITH (FORCE)"));
+}
+
+#[test]
+fn append_stores_every_field_of_the_batch_as_given() {
+    let admin = admin();
+    let db = admin.fresh("as_given", true);
+    let url = admin.url(&db);
+    let (tenant, aggregate) = (
+        "5b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11",
+        "0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+    );
+    let out = append(
+        &url,
+        tenant,
+        aggregate,
+        &[
+            r#"[{"event_type": "X", "payload": {"n": 1}, "occurred_at": "2020-01-01T00:00:00Z",
+               "event_version": 3, "metadata": {"actor": "cli"},
+               "event_id": "9d8f6a4e-5b1c-4c1e-8a3f-2b7d6e5c4a30"}]"#,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains("2020-01-01T00:00:00"), "{printed}");
+    let stored = admin.query(
+        &db,
+        "SELECT occurred_at = '2020-01-01T00:00:00Z', event_version, metadata->>'actor', event_id::text FROM forgeerp.events",
+    );
+    assert_eq!(
+        stored,
+        vec![vec![
+            Some("t".to_string()),
+            Some("3".to_string()),
+            Some("cli".to_string()),
+            Some("9d8f6a4e-5b1c-4c1e-8a3f-2b7d6e5c4a30".to_string())
+        ]]
+    );
 }
 
 #[test]

@@ -73,6 +73,90 @@ impl PgEventStore {
             .map_err(|e| EventStoreError::Connection(e.to_string()))
     }
 
+    /// Appends `events`, a JSON array in the shape `forgeerp.append` takes,
+    /// passed through unchanged (the extension validates it), and returns the
+    /// stored events. For tools that hold events as JSON (the CLI); code
+    /// that builds events uses [`EventStore::append`].
+    pub async fn append_json(
+        &self,
+        tenant_id: TenantId,
+        aggregate_type: &str,
+        aggregate_id: AggregateId,
+        expected: ExpectedVersion,
+        events: &Value,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+        let rows = self
+            .append_rows(tenant_id, aggregate_type, aggregate_id, expected, events)
+            .await?;
+        let decode = |e: tokio_postgres::Error| EventStoreError::Decode(e.to_string());
+        let sequences = rows
+            .iter()
+            .map(|row| row.try_get::<_, i64>("sequence_number").map_err(decode))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (Some(first), Some(last)) = (sequences.first(), sequences.last()) else {
+            return Ok(Vec::new());
+        };
+        let stored = self
+            .load_stream_from(tenant_id, aggregate_id, *first as u64)
+            .await?;
+        Ok(stored
+            .into_iter()
+            .filter(|e| e.sequence_number <= *last as u64)
+            .collect())
+    }
+
+    /// One `forgeerp.append` call; a failure mapped by its SQLSTATE, with the
+    /// actual version of a conflict read back from the database.
+    async fn append_rows(
+        &self,
+        tenant_id: TenantId,
+        aggregate_type: &str,
+        aggregate_id: AggregateId,
+        expected: ExpectedVersion,
+        events: &Value,
+    ) -> Result<Vec<Row>, EventStoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(APPEND).await.map_err(map_error)?;
+        let result = client
+            .query(
+                &statement,
+                &[
+                    &tenant_id.as_uuid(),
+                    &aggregate_type,
+                    &aggregate_id.as_uuid(),
+                    &expected.to_sql(),
+                    events,
+                ],
+            )
+            .await;
+        match result {
+            Ok(rows) => Ok(rows),
+            Err(error) => {
+                let code = error.code().cloned();
+                // Back to the pool first: the follow-up below needs a
+                // connection, and the pool may have only this one.
+                drop(client);
+                if code == Some(SqlState::from_code("ES001")) {
+                    // The actual version, asked for separately: the error
+                    // text is for people, not for parsing.
+                    let actual = self.stream_version(tenant_id, aggregate_id).await?;
+                    return Err(EventStoreError::Concurrency {
+                        aggregate_id,
+                        expected,
+                        actual,
+                    });
+                }
+                if code == Some(SqlState::from_code("ES005")) {
+                    return Err(EventStoreError::AggregateTypeMismatch {
+                        aggregate_id,
+                        requested: aggregate_type.to_string(),
+                    });
+                }
+                Err(map_error(error))
+            }
+        }
+    }
+
     /// Runs `sql` and maps a failure to an `EventStoreError`.
     async fn query_mapped(
         &self,
@@ -193,50 +277,15 @@ impl EventStore for PgEventStore {
             events = events.len()
         );
         async {
-            let tenant = target.tenant_id.as_uuid();
-            let aggregate = target.aggregate_id.as_uuid();
-            let client = self.client().await?;
-            let statement = client.prepare_cached(APPEND).await.map_err(map_error)?;
-            let result = client
-                .query(
-                    &statement,
-                    &[
-                        &tenant,
-                        &target.aggregate_type,
-                        &aggregate,
-                        &expected.to_sql(),
-                        &batch_json(&events),
-                    ],
+            let rows = self
+                .append_rows(
+                    target.tenant_id,
+                    &target.aggregate_type,
+                    target.aggregate_id,
+                    expected,
+                    &batch_json(&events),
                 )
-                .await;
-            let rows = match result {
-                Ok(rows) => rows,
-                Err(error) => {
-                    let code = error.code().cloned();
-                    // Back to the pool first: the follow-up below needs a
-                    // connection, and the pool may have only this one.
-                    drop(client);
-                    if code == Some(SqlState::from_code("ES001")) {
-                        // The actual version, asked for separately: the error
-                        // text is for people, not for parsing.
-                        let actual = self
-                            .stream_version(target.tenant_id, target.aggregate_id)
-                            .await?;
-                        return Err(EventStoreError::Concurrency {
-                            aggregate_id: target.aggregate_id,
-                            expected,
-                            actual,
-                        });
-                    }
-                    if code == Some(SqlState::from_code("ES005")) {
-                        return Err(EventStoreError::AggregateTypeMismatch {
-                            aggregate_id: target.aggregate_id,
-                            requested: target.aggregate_type.clone(),
-                        });
-                    }
-                    return Err(map_error(error));
-                }
-            };
+                .await?;
             // The batch carries its event ids, so the rows line up with it.
             rows.iter()
                 .zip(events)
