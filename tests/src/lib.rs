@@ -27,17 +27,7 @@ pub fn database() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
     NAME.get_or_init(|| {
         let name = format!("forgeerp_test_{}", std::process::id());
-        let mut admin = Client::connect(&format!("{} dbname=postgres", admin_base()), NoTls)
-            .expect(
-            "cannot reach the test server: run scripts/setup.sh first (or set FORGEERP_TEST_ADMIN)",
-        );
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        let mut db = Client::connect(&format!("{} dbname={name}", admin_base()), NoTls).unwrap();
+        let mut db = recreate_database(&name);
         match upgraded_from() {
             // The contract holds on a database upgraded in place, too.
             Some(version) => db
@@ -49,6 +39,21 @@ pub fn database() -> &'static str {
         }
         name
     })
+}
+
+/// Creates the database `name` anew (dropping one left over) and returns a
+/// superuser connection to it; nothing is installed in it yet.
+pub fn recreate_database(name: &str) -> Client {
+    let mut admin = Client::connect(&format!("{} dbname=postgres", admin_base()), NoTls).expect(
+        "cannot reach the test server: run scripts/setup.sh first (or set FORGEERP_TEST_ADMIN)",
+    );
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    Client::connect(&format!("{} dbname={name}", admin_base()), NoTls).unwrap()
 }
 
 /// The released version the test database is installed at and then updated

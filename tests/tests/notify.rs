@@ -38,6 +38,32 @@ fn wait_for(listener: &mut Client, tenant: Uuid, limit: Duration) -> Option<serd
     }
 }
 
+/// The tenants named by the notifications `listener` receives until
+/// `limit` has passed, or sooner once every one of `expected` is among them
+/// (None: wait the whole time, to see what should not come).
+fn woken_tenants(
+    listener: &mut Client,
+    limit: Duration,
+    expected: Option<&[Uuid]>,
+) -> std::collections::HashSet<String> {
+    let mut woken = std::collections::HashSet::new();
+    let deadline = Instant::now() + limit;
+    let done = |woken: &std::collections::HashSet<String>| {
+        expected.is_some_and(|all| all.iter().all(|t| woken.contains(&t.to_string())))
+    };
+    while !done(&woken) && Instant::now() < deadline {
+        let mut notifications = listener.notifications();
+        let mut iter = notifications.timeout_iter(Duration::from_millis(50));
+        while let Some(n) = iter.next().unwrap() {
+            let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+            if let Some(t) = payload["tenant_id"].as_str() {
+                woken.insert(t.to_string());
+            }
+        }
+    }
+    woken
+}
+
 #[test]
 fn a_committed_append_wakes_a_listener_within_a_second() {
     let mut listen = listener();
@@ -175,18 +201,7 @@ fn a_burst_of_appends_wakes_every_tenant() {
         })
         .collect();
     writers.into_iter().for_each(|w| w.join().unwrap());
-    let mut woken = std::collections::HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while woken.len() < tenants.len() && Instant::now() < deadline {
-        let mut notifications = listen.notifications();
-        let mut iter = notifications.timeout_iter(Duration::from_millis(200));
-        while let Some(n) = iter.next().unwrap() {
-            let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
-            if let Some(t) = payload["tenant_id"].as_str() {
-                woken.insert(t.to_string());
-            }
-        }
-    }
+    let woken = woken_tenants(&mut listen, Duration::from_secs(2), Some(&tenants));
     let missing: Vec<_> = tenants
         .iter()
         .filter(|t| !woken.contains(&t.to_string()))
@@ -236,18 +251,7 @@ fn a_rolled_back_savepoint_notifies_nobody() {
              COMMIT;"
         ))
         .unwrap();
-        let mut woken = std::collections::HashSet::new();
-        let deadline = Instant::now() + Duration::from_millis(1500);
-        while Instant::now() < deadline {
-            let mut notifications = listen.notifications();
-            let mut iter = notifications.timeout_iter(Duration::from_millis(100));
-            while let Some(n) = iter.next().unwrap() {
-                let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
-                if let Some(t) = payload["tenant_id"].as_str() {
-                    woken.insert(t.to_string());
-                }
-            }
-        }
+        let woken = woken_tenants(&mut listen, Duration::from_millis(1500), None);
         let mode = if in_transaction {
             "in transaction"
         } else {
@@ -291,15 +295,9 @@ fn a_database_whose_notifier_cannot_start_still_wakes_within_a_second() {
             std::process::id(),
             fillers.len()
         );
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
+        let mut db = recreate_database(&name);
         fillers.push(name.clone());
         let url = format!("{} dbname={name}", admin_base());
-        let mut db = Client::connect(&url, postgres::NoTls).unwrap();
         db.batch_execute("CREATE EXTENSION forgeerp").unwrap();
         append(&mut db, id(), "t", id(), None, &ticks(1)).unwrap();
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -328,18 +326,7 @@ fn a_database_whose_notifier_cannot_start_still_wakes_within_a_second() {
         })
         .collect();
     writers.into_iter().for_each(|w| w.join().unwrap());
-    let mut woken = std::collections::HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while woken.len() < tenants.len() && Instant::now() < deadline {
-        let mut notifications = listen.notifications();
-        let mut iter = notifications.timeout_iter(Duration::from_millis(50));
-        while let Some(n) = iter.next().unwrap() {
-            let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
-            if let Some(t) = payload["tenant_id"].as_str() {
-                woken.insert(t.to_string());
-            }
-        }
-    }
+    let woken = woken_tenants(&mut listen, Duration::from_secs(1), Some(&tenants));
     drop(listen);
     for name in &fillers {
         admin

@@ -7,7 +7,9 @@
 //! once per older release with `FORGEERP_TEST_UPGRADE_FROM`.
 
 use forgeerp_server_tests::attack::Attacker;
-use forgeerp_server_tests::{admin_base, append, expect_state, id, store_fingerprint, ticks};
+use forgeerp_server_tests::{
+    admin_base, append, expect_state, id, recreate_database, store_fingerprint, ticks,
+};
 use postgres::{Client, NoTls};
 use serde_json::json;
 use uuid::Uuid;
@@ -77,15 +79,11 @@ impl Drop for Scratch {
 /// at `version` (None: the current one) and `APP_ROLE` granted.
 fn database_at(suffix: &str, version: Option<&str>) -> (Scratch, Client) {
     let name = format!("forgeerp_upgrade_test_{}_{suffix}", std::process::id());
-    let mut admin = connect("postgres");
-    for statement in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-        format!("DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"),
-    ] {
-        admin.batch_execute(&statement).unwrap();
-    }
-    let mut db = connect(&name);
+    let mut db = recreate_database(&name);
+    db.batch_execute(&format!(
+        "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    ))
+    .unwrap();
     let create = match version {
         Some(v) => format!("CREATE EXTENSION forgeerp VERSION '{v}'"),
         None => "CREATE EXTENSION forgeerp".to_string(),
