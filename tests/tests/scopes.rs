@@ -286,3 +286,59 @@ fn unscoped_roles_and_superusers_still_reach_every_tenant() {
         append(&mut client, b.0, "t", b.1, None, &ticks(1)).unwrap();
     }
 }
+
+/// Inside another owner's SECURITY DEFINER function the role calling is that
+/// owner: `append` (which reads its caller itself) judges the call by the
+/// owner's scope; a read function cannot tell such a call from a forged one
+/// and refuses it unless the session user is a member of the owner
+/// (docs/security.md).
+#[test]
+fn inside_another_owners_security_definer_function_the_owner_is_the_caller() {
+    let (a, b) = two_tenants();
+    let scoped = Role::new();
+    scoped.grant(Some(a.0)).unwrap();
+    let unscoped = Role::new();
+    unscoped.grant(None).unwrap();
+    let function = format!("public.{}_append", scoped.0);
+    let mut admin = connect();
+    admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION {function}(t uuid, s uuid) RETURNS bigint
+             LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+             AS $$ SELECT count(*) FROM forgeerp.append(t, 't', s, NULL, '[{{\"event_type\": \"T\", \"payload\": {{}}}}]') $$;
+             ALTER FUNCTION {function}(uuid, uuid) OWNER TO {owner};
+             GRANT EXECUTE ON FUNCTION {function}(uuid, uuid) TO {caller};
+             CREATE FUNCTION {function}_read(t uuid) RETURNS bigint
+             LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+             AS $$ SELECT count(*) FROM forgeerp.read_all(0, 0, 100000, t) $$;
+             ALTER FUNCTION {function}_read(uuid) OWNER TO {owner};
+             GRANT EXECUTE ON FUNCTION {function}_read(uuid) TO {caller};",
+            owner = scoped.0,
+            caller = unscoped.0
+        ))
+        .unwrap();
+    let mut session = unscoped.session();
+    // The unscoped session appends to B itself, but not through the scoped owner's function.
+    append(&mut session, b.0, "t", b.1, None, &ticks(1)).unwrap();
+    expect_state(
+        session.query(&format!("SELECT {function}($1, $2)"), &[&b.0, &b.1]),
+        "ES002",
+    );
+    let appended: i64 = session
+        .query_one(&format!("SELECT {function}($1, $2)"), &[&a.0, &a.1])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        appended, 1,
+        "the owner's own tenant is reachable through it"
+    );
+    expect_state(
+        session.query(&format!("SELECT {function}_read($1)"), &[&a.0]),
+        "ES002",
+    );
+    admin
+        .batch_execute(&format!(
+            "DROP FUNCTION {function}(uuid, uuid); DROP FUNCTION {function}_read(uuid)"
+        ))
+        .unwrap();
+}
