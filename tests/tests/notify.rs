@@ -15,6 +15,15 @@ fn listener() -> Client {
 
 /// Waits up to `limit` for a notification that names `tenant`; returns its payload.
 fn wait_for(listener: &mut Client, tenant: Uuid, limit: Duration) -> Option<serde_json::Value> {
+    wait_for_sender(listener, tenant, limit).map(|(payload, _)| payload)
+}
+
+/// Like [`wait_for`], with the pid of the backend that sent the notification.
+fn wait_for_sender(
+    listener: &mut Client,
+    tenant: Uuid,
+    limit: Duration,
+) -> Option<(serde_json::Value, i32)> {
     let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -31,7 +40,7 @@ fn wait_for(listener: &mut Client, tenant: Uuid, limit: Duration) -> Option<serd
                     serde_json::from_str(n.payload()).expect("payload is JSON");
                 assert!(payload.is_object(), "payload is a JSON object: {payload}");
                 if payload["tenant_id"] == tenant.to_string() {
-                    return Some(payload);
+                    return Some((payload, n.process_id()));
                 }
             }
         }
@@ -132,7 +141,12 @@ fn notify_in_transaction_mode_keeps_the_same_guarantees() {
         "rolled back: no wake-up"
     );
     append(&mut db, tenant, "t", id(), None, &ticks(1)).unwrap();
-    assert!(wait_for(&mut listen, tenant, Duration::from_secs(1)).is_some());
+    let (_, sender) = wait_for_sender(&mut listen, tenant, Duration::from_secs(1)).expect("woken");
+    let appender: i32 = db.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    assert_eq!(
+        sender, appender,
+        "in this mode the appending session sends the notification itself, not the notifier"
+    );
 }
 
 fn notifier_pids(db: &mut Client) -> Vec<i32> {
