@@ -181,13 +181,30 @@ fn tail_picks_up_a_new_append_and_resumes_from_its_checkpoint() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    // Lines arrive through a channel, each awaited at most 20 s: a broken
+    // wake-up fails the test instead of hanging CI.
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut next_line = |what: &str| match lines.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = tail.kill();
+            panic!("tail printed no {what} line within 20 s");
+        }
+    };
+    let first = next_line("first");
     assert!(first.contains(r#""event_type":"Before""#), "{first}");
     // A new append while it follows: woken, printed, done.
     let started = Instant::now();
     append("0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f", "Live");
-    let second = lines.next().unwrap().unwrap();
+    let second = next_line("live");
     assert!(second.contains(r#""event_type":"Live""#), "{second}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(tail.wait().unwrap().success());

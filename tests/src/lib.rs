@@ -171,3 +171,26 @@ pub fn store_fingerprint(client: &mut Client) -> String {
         .unwrap()
         .get(0)
 }
+
+/// Waits (up to 10 s) until the feed shows every stored event: any write
+/// transaction elsewhere in the cluster holds it back for a moment, by design.
+pub fn wait_for_feed(db: &mut Client) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let complete: bool = db
+            .query_one(
+                "SELECT (SELECT count(*) FROM forgeerp.read_all(0, 0, 1000000)) = (SELECT count(*) FROM forgeerp.events)",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if complete {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed stays held back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -126,14 +126,20 @@ fn the_unfiltered_feed_and_max_count() {
     let (a, b) = (id(), id());
     append(&mut db, a, "t", id(), None, &ticks(2)).unwrap();
     append(&mut db, b, "t", id(), None, &ticks(2)).unwrap();
-    let last: (i64, i64) = {
-        let row = db.query_one("SELECT transaction_id, global_position FROM forgeerp.events ORDER BY 1, 2 LIMIT 1 OFFSET 0", &[]).unwrap();
+    // From just before the feed's first event: everything, both tenants.
+    let first: (i64, i64) = {
+        let row = db
+            .query_one(
+                "SELECT transaction_id, global_position FROM forgeerp.events ORDER BY 1, 2 LIMIT 1",
+                &[],
+            )
+            .unwrap();
         (row.get(0), row.get(1))
     };
     let all = db
         .query(
             "SELECT tenant_id FROM forgeerp.read_all($1, $2, 1000000)",
-            &[&(last.0 - 1), &0i64],
+            &[&(first.0 - 1), &0i64],
         )
         .unwrap();
     let tenants: HashSet<Uuid> = all.iter().map(|r| r.get(0)).collect();
@@ -150,9 +156,28 @@ fn the_unfiltered_feed_and_max_count() {
             .len(),
         0
     );
-    let defaults = db
-        .query("SELECT * FROM forgeerp.read_all()", &[])
+    // The default max_count is 1000: with more than that in the feed, a
+    // call without it returns exactly 1000, the first 1000 of the feed.
+    append(&mut db, a, "t", id(), None, &ticks(1001)).unwrap();
+    wait_for_feed(&mut db);
+    let defaults: Vec<(i64, i64)> = db
+        .query(
+            "SELECT transaction_id, global_position FROM forgeerp.read_all()",
+            &[],
+        )
         .unwrap()
-        .len();
-    assert!((4..=1000).contains(&defaults));
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let first_1000: Vec<(i64, i64)> = db
+        .query(
+            "SELECT transaction_id, global_position FROM forgeerp.events ORDER BY 1, 2 LIMIT 1000",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(defaults.len(), 1000);
+    assert_eq!(defaults, first_1000, "the feed's first 1000, in feed order");
 }

@@ -9,6 +9,7 @@
 use forgeerp_server_tests::attack::Attacker;
 use forgeerp_server_tests::{
     admin_base, append, expect_state, id, recreate_database, store_fingerprint, ticks,
+    wait_for_feed,
 };
 use postgres::{Client, NoTls};
 use serde_json::json;
@@ -118,29 +119,6 @@ fn assert_same_catalog(upgraded: &[String], fresh: &[String], path: &str) {
         only_upgraded.is_empty() && only_fresh.is_empty() && upgraded.len() == fresh.len(),
         "{path}: the upgraded extension differs from a fresh install\nonly after the upgrade: {only_upgraded:#?}\nonly in a fresh install: {only_fresh:#?}"
     );
-}
-
-/// Waits (up to 10 s) until the feed shows every stored event: any write
-/// transaction elsewhere in the cluster holds it back for a moment, by design.
-fn wait_for_feed(db: &mut Client) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let complete: bool = db
-            .query_one(
-                "SELECT (SELECT count(*) FROM forgeerp.read_all(0, 0, 1000000)) = (SELECT count(*) FROM forgeerp.events)",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        if complete {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the feed stays held back"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 /// What a database holds, written by [`write_data`].
