@@ -154,25 +154,7 @@ async fn row_level_security_admits_only_the_bound_tenant() {
         .await
         .unwrap();
 
-    let url = common::database_url().await;
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let role = format!("reader_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN; SELECT forgeerp.grant_usage('{role}');
-             GRANT USAGE ON SCHEMA forgeerp_read TO {role};
-             GRANT SELECT, INSERT, UPDATE, DELETE ON forgeerp_read.entries TO {role};"
-        ))
-        .await
-        .unwrap();
-    let (app, connection) =
-        tokio_postgres::connect(&format!("{url} user={role}"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let app = application_role("SELECT, INSERT, UPDATE, DELETE ON forgeerp_read.entries").await;
     app.batch_execute(&format!("BEGIN; SELECT forgeerp.bind_tenant('{mine}')"))
         .await
         .unwrap();
@@ -206,30 +188,24 @@ async fn checkpoints_and_parked_events_show_a_granted_role_only_its_bound_tenant
     let store = common::pg_store().await;
     forgeerp_infra::migrate(store.pool()).await.unwrap();
     let (mine, theirs) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let url = common::database_url().await;
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    store
+        .pool()
+        .get()
         .await
-        .unwrap();
-    tokio::spawn(connection);
-    let role = format!("reader_{}", uuid::Uuid::new_v4().simple());
-    admin
+        .unwrap()
         .batch_execute(&format!(
             "INSERT INTO forgeerp_read.checkpoints (projection, tenant_key, transaction_id, global_position)
              VALUES ('rls', '*', 1, 1), ('rls', '{mine}', 1, 2), ('rls', '{theirs}', 1, 3);
              INSERT INTO forgeerp_read.parked_events VALUES
                ('rls', '{mine}', gen_random_uuid(), gen_random_uuid(), 1, 1, 2, 'mine', 1),
-               ('rls', '{theirs}', gen_random_uuid(), gen_random_uuid(), 1, 1, 3, 'their error text', 1);
-             CREATE ROLE {role} LOGIN; SELECT forgeerp.grant_usage('{role}');
-             GRANT USAGE ON SCHEMA forgeerp_read TO {role};
-             GRANT SELECT, INSERT ON forgeerp_read.checkpoints, forgeerp_read.parked_events TO {role};"
+               ('rls', '{theirs}', gen_random_uuid(), gen_random_uuid(), 1, 1, 3, 'their error text', 1);"
         ))
         .await
         .unwrap();
-    let (app, connection) =
-        tokio_postgres::connect(&format!("{url} user={role}"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let app = application_role(
+        "SELECT, INSERT ON forgeerp_read.checkpoints, forgeerp_read.parked_events",
+    )
+    .await;
     let visible = async |sql: &str| -> Vec<String> {
         app.query(sql, &[])
             .await
@@ -260,4 +236,30 @@ async fn checkpoints_and_parked_events_show_a_granted_role_only_its_bound_tenant
         .await
         .unwrap_err();
     assert_eq!(refused.code().map(|c| c.code()), Some("42501"), "{refused}");
+}
+
+/// A connection as a new application role (`forgeerp.grant_usage`) that is
+/// also granted `privileges` ("SELECT ON forgeerp_read.entries", say) in the
+/// test database.
+async fn application_role(privileges: &str) -> tokio_postgres::Client {
+    let url = common::database_url().await;
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let role = format!("reader_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; SELECT forgeerp.grant_usage('{role}');
+             GRANT USAGE ON SCHEMA forgeerp_read TO {role};
+             GRANT {privileges} TO {role};"
+        ))
+        .await
+        .unwrap();
+    let (app, connection) =
+        tokio_postgres::connect(&format!("{url} user={role}"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    app
 }
