@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh) and runs every test:
 #   0. released SQL unchanged, and the upgrade scripts chain to the current
-#      version (scripts/check_releases.sh);
+#      version (scripts/check_releases.sh); the contract crate's units;
 #   1. #[pg_test] units inside a backend (cargo pgrx test, its own cluster);
 #   2. the contract tests (tests/) against the private cluster with the
 #      release build of the extension installed, including the upgrade and
@@ -32,6 +32,8 @@ step() { # name command...
 
 step "releases: released scripts unchanged, upgrades chain to the current version" \
     bash scripts/check_releases.sh
+step "tier 0: the contract's rules (forgeerp-contract), plain units" \
+    cargo test -p forgeerp-contract
 
 bash scripts/setup.sh
 

@@ -4,7 +4,9 @@
 -- it, and insert the whole batch after it. No row comes back when a check
 -- fails; append.rs then reads the head again to name the failure.
 -- $1 transaction id, $2 tenant, $3 aggregate type, $4 aggregate id,
--- $5 expected version (NULL, 0, -1 or n > 0), $6 the validated events array.
+-- $5 and $6 the lowest and highest stream version the expected version
+-- allows (forgeerp_contract::ExpectedVersion::allowed_versions, the one home
+-- of that rule), $7 the validated events array.
 -- Every type is named with its schema: the statement runs with the owner's
 -- rights, and an unqualified type name is a lookup an attacker may try to
 -- shadow (pinned search_path aside).
@@ -27,11 +29,8 @@ SELECT $1, $2, $3, $4, head.version + b.ord,
        coalesce(nullif(b.ev -> 'metadata', 'null'::pg_catalog.jsonb), '{}'::pg_catalog.jsonb),
        coalesce((b.ev ->> 'occurred_at')::pg_catalog.timestamptz, pg_catalog.now()),
        pg_catalog.now()
-  FROM head, pg_catalog.jsonb_array_elements($6) WITH ORDINALITY AS b (ev, ord)
+  FROM head, pg_catalog.jsonb_array_elements($7) WITH ORDINALITY AS b (ev, ord)
  WHERE (head.aggregate_type IS NULL OR head.aggregate_type = $3)
-   AND CASE WHEN $5 IS NULL THEN true
-            WHEN $5 = 0     THEN head.version = 0
-            WHEN $5 = -1    THEN head.version >= 1
-            ELSE head.version = $5 END
+   AND head.version BETWEEN $5 AND $6
  ORDER BY b.ord
 RETURNING e.event_id, e.sequence_number, e.global_position, e.transaction_id, e.recorded_at

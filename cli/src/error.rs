@@ -1,6 +1,6 @@
 //! The CLI's errors: one line that says what is wrong and what to do.
 
-use forgeerp_infra::{EventStoreError, ProjectionError, ReadModelError};
+use forgeerp_infra::{DbFailure, EventStoreError, ProjectionError, ReadModelError};
 use std::fmt;
 
 /// A failure the user sees as one line on stderr, with a non-zero exit.
@@ -11,7 +11,7 @@ pub struct CliError {
 }
 
 impl CliError {
-    /// Bad input: exit code 2.
+    /// Bad input, from the argument parser or refused by the store (ES003): exit code 2.
     pub fn usage(message: impl Into<String>) -> Self {
         CliError {
             message: message.into(),
@@ -45,6 +45,8 @@ impl From<EventStoreError> for CliError {
             EventStoreError::Connection(message) => CliError::failed(format!(
                 "lost the connection to PostgreSQL ({message}); check the server and retry"
             )),
+            // ES003: the input was bad, as much as a malformed argument is.
+            invalid @ EventStoreError::InvalidAppend(_) => CliError::usage(invalid.to_string()),
             other => CliError::failed(other.to_string()),
         }
     }
@@ -64,9 +66,13 @@ impl From<ProjectionError> for CliError {
 
 impl From<tokio_postgres::Error> for CliError {
     fn from(error: tokio_postgres::Error) -> Self {
-        match error.as_db_error() {
-            Some(db) => CliError::failed(format!("{} ({})", db.message(), db.code().code())),
-            None => CliError::failed(format!("database connection failed: {error}")),
+        match DbFailure::of(&error) {
+            DbFailure::Refused { sqlstate, message } => {
+                CliError::failed(format!("{message} ({sqlstate})"))
+            }
+            DbFailure::Connection(message) => {
+                CliError::failed(format!("database connection failed: {message}"))
+            }
         }
     }
 }

@@ -43,17 +43,13 @@ pub fn print_event(event: &StoredEvent) {
     );
 }
 
+/// `--expected`, spelled as the contract's `ExpectedVersion` reads it.
 fn parse_expected(expected: &str) -> Result<ExpectedVersion, CliError> {
-    match expected {
-        "any" => Ok(ExpectedVersion::Any),
-        "no-stream" => Ok(ExpectedVersion::NoStream),
-        "exists" => Ok(ExpectedVersion::StreamExists),
-        n => n.parse::<u64>().map(ExpectedVersion::Exact).map_err(|_| {
-            CliError::usage(format!(
-                "--expected {n:?} is not any, no-stream, exists or a version number"
-            ))
-        }),
-    }
+    expected
+        .parse()
+        .map_err(|e: forgeerp_infra::contract::ContractError| {
+            CliError::usage(format!("--expected {}", e.message))
+        })
 }
 
 /// The events as JSON, passed to `forgeerp.append` unchanged: the extension

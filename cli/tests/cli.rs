@@ -313,7 +313,8 @@ fn bad_input_an_unreachable_server_and_a_missing_extension_are_one_clear_line() 
         aggregate,
         &[r#"[{"event_type": "", "payload": {}}]"#],
     );
-    assert_one_clear_line(&out, 1, "event_type");
+    // ES003 is bad input: exit code 2, like the argument parser's refusals.
+    assert_one_clear_line(&out, 2, "event_type");
     // The batch goes to forgeerp.append unchanged, so an unknown key is the
     // extension's ES003, not silently dropped (it was).
     let out = append(
@@ -322,7 +323,7 @@ fn bad_input_an_unreachable_server_and_a_missing_extension_are_one_clear_line() 
         aggregate,
         &[r#"[{"event_type": "E", "payload": {}, "bogus": 1}]"#],
     );
-    assert_one_clear_line(&out, 1, "bogus");
+    assert_one_clear_line(&out, 2, "events[0] has an unknown key \"bogus\"");
     assert_eq!(
         admin.query(&db, "SELECT count(*) FROM forgeerp.events")[0][0].as_deref(),
         Some("0")

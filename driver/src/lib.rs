@@ -2,7 +2,10 @@
 //!
 //! Domain modules ([`ids`], [`expected_version`], [`event`], [`aggregate`],
 //! [`inventory`], [`anomaly`]) are pure and import nothing from the infrastructure
-//! modules ([`event_store`], [`event_bus`], [`command_dispatcher`]).
+//! modules ([`event_store`], [`event_bus`], [`command_dispatcher`]). The rules
+//! the store shares with the extension (batch validation, expected versions,
+//! SQLSTATEs, limits, names) are the crate [`forgeerp_contract`], re-exported
+//! here as [`contract`].
 //!
 //! ```no_run
 //! use forgeerp_infra::{CommandDispatcher, PgEventStore, TenantId, AggregateId, RetryPolicy};
@@ -23,10 +26,13 @@
 
 #![warn(missing_docs)]
 
+pub use forgeerp_contract as contract;
+
 pub mod aggregate;
 pub mod ai;
 pub mod anomaly;
 pub mod command_dispatcher;
+pub mod db_error;
 pub mod event;
 pub mod event_bus;
 pub mod event_store;
@@ -46,6 +52,7 @@ pub use ai::inventory_anomaly_runner::{
 };
 pub use anomaly::{AnomalyDetector, InventorySnapshot};
 pub use command_dispatcher::{CommandDispatcher, DispatchError, Dispatched, RetryPolicy};
+pub use db_error::DbFailure;
 pub use event::{DomainEvent, EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
 pub use event_bus::in_memory::InMemoryEventBus;
 pub use event_bus::pg_notify::{PgNotifyEventBus, PgNotifySubscription, SubscriptionConfig};

@@ -15,6 +15,7 @@
 //! idempotent, so a database made before migrations were numbered is adopted
 //! as it is.
 
+use crate::db_error::DbFailure;
 use deadpool_postgres::Pool;
 
 /// One numbered change to the driver's schema.
@@ -96,17 +97,7 @@ pub enum MigrationError {
     },
 }
 
-impl From<tokio_postgres::Error> for MigrationError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        match error.as_db_error() {
-            Some(db) => MigrationError::Database {
-                sqlstate: db.code().code().to_string(),
-                message: db.message().to_string(),
-            },
-            None => MigrationError::Connection(error.to_string()),
-        }
-    }
-}
+crate::db_error::from_db_failure!(MigrationError);
 
 /// What a call to [`migrate`] found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,10 +134,7 @@ pub async fn apply(
             found: m.version,
         });
     }
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| MigrationError::Connection(e.to_string()))?;
+    let mut client = pool.get().await?;
     let mut from_version = None;
     let mut applied = Vec::new();
     loop {
@@ -192,10 +180,7 @@ pub async fn apply(
 /// The schema version of the database behind `pool`: the highest migration
 /// recorded, 0 when none has run.
 pub async fn schema_version(pool: &Pool) -> Result<i32, MigrationError> {
-    let client = pool
-        .get()
-        .await
-        .map_err(|e| MigrationError::Connection(e.to_string()))?;
+    let client = pool.get().await?;
     let exists: bool = client
         .query_one(
             "SELECT pg_catalog.to_regclass('forgeerp_read.schema_migrations') IS NOT NULL",
@@ -246,11 +231,14 @@ async fn recorded<'m>(
 }
 
 fn failed(migration: &Migration, error: &tokio_postgres::Error) -> MigrationError {
-    let db = error.as_db_error();
+    let (sqlstate, message) = match DbFailure::of(error) {
+        DbFailure::Refused { sqlstate, message } => (Some(sqlstate), message),
+        DbFailure::Connection(message) => (None, message),
+    };
     MigrationError::Failed {
         version: migration.version,
         name: migration.name,
-        sqlstate: db.map(|db| db.code().code().to_string()),
-        message: db.map_or_else(|| error.to_string(), |db| db.message().to_string()),
+        sqlstate,
+        message,
     }
 }

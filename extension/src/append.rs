@@ -10,12 +10,14 @@
 //! stores the whole batch after it. Batches that carry their own event ids
 //! add one statement that looks the ids up, for retry detection.
 
-use crate::batch::{self, EventBatch};
-use crate::error::{SqlState, StoreError};
+use crate::error::{ContractError, Raise, SqlState};
 use crate::jsonb_text::JsonbText;
 use crate::notify;
 use crate::release;
 use crate::settings;
+use forgeerp_contract::batch::{self, EventBatch};
+use forgeerp_contract::uuid_text::uuid_text;
+use forgeerp_contract::{AppendTarget, ExpectedVersion, Reuse, StoredMatch};
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
 use pgrx::{pg_sys, PgOid, Uuid};
@@ -133,7 +135,7 @@ fn append_entry(
             events,
         )
     }))
-    .catch_rust_panic(|cause| Err(StoreError::internal("forgeerp.append", cause)))
+    .catch_rust_panic(|cause| Err(ContractError::internal("forgeerp.append", cause)))
     .execute();
     match result {
         Ok(rows) => TableIterator::new(rows),
@@ -141,55 +143,12 @@ fn append_entry(
     }
 }
 
-/// The contract's `expected_version`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExpectedVersion {
-    Any,
-    NoStream,
-    StreamExists,
-    Exact(i64),
-}
-
-impl ExpectedVersion {
-    fn from_arg(arg: Option<i64>) -> Result<Self, StoreError> {
-        match arg {
-            None => Ok(ExpectedVersion::Any),
-            Some(0) => Ok(ExpectedVersion::NoStream),
-            Some(-1) => Ok(ExpectedVersion::StreamExists),
-            Some(n) if n > 0 => Ok(ExpectedVersion::Exact(n)),
-            Some(n) => Err(StoreError::invalid(format!(
-                "expected_version must be NULL, 0, -1 or a positive version, got {n}"
-            ))),
-        }
-    }
-
-    /// The contract's encoding, as the argument came in.
-    fn to_arg(self) -> Option<i64> {
-        match self {
-            ExpectedVersion::Any => None,
-            ExpectedVersion::NoStream => Some(0),
-            ExpectedVersion::StreamExists => Some(-1),
-            ExpectedVersion::Exact(n) => Some(n),
-        }
-    }
-
-    fn describe(self) -> String {
-        match self {
-            ExpectedVersion::Any => "any version".into(),
-            ExpectedVersion::NoStream => "no stream (0)".into(),
-            ExpectedVersion::StreamExists => "an existing stream (-1)".into(),
-            ExpectedVersion::Exact(n) => n.to_string(),
-        }
-    }
-}
-
 /// A validated append.
 struct AppendRequest<'a> {
     tenant_id: Uuid,
     tenant_text: String,
-    aggregate_type: &'a str,
     aggregate_id: Uuid,
-    aggregate_text: String,
+    target: AppendTarget<'a>,
     expected: ExpectedVersion,
     events: JsonbText,
     batch: EventBatch,
@@ -202,32 +161,24 @@ fn append_checked(
     aggregate_id: Option<Uuid>,
     expected_version: Option<i64>,
     events: Option<JsonbText>,
-) -> Result<Vec<AppendedRow>, StoreError> {
-    let tenant_id = required_uuid(tenant_id, "tenant_id")?;
-    let aggregate_type = match aggregate_type {
-        None => return Err(StoreError::invalid("aggregate_type must not be NULL")),
-        Some("") => return Err(StoreError::invalid("aggregate_type must not be empty")),
-        Some(t) if t.len() > 255 => {
-            return Err(StoreError::invalid(format!(
-                "aggregate_type is {} bytes long, more than 255: \"{}…\"",
-                t.len(),
-                t.chars().take(40).collect::<String>()
-            )))
-        }
-        Some(t) => t,
-    };
-    let aggregate_id = required_uuid(aggregate_id, "aggregate_id")?;
-    let expected = ExpectedVersion::from_arg(expected_version)?;
-    let events = events.ok_or_else(|| StoreError::invalid("events must not be NULL"))?;
+) -> Result<Vec<AppendedRow>, ContractError> {
+    let tenant_id = batch::check_id(tenant_id.map(|id| *id.as_bytes()), "tenant_id")?;
+    let aggregate_type = batch::check_aggregate_type(aggregate_type)?;
+    let aggregate_id = batch::check_id(aggregate_id.map(|id| *id.as_bytes()), "aggregate_id")?;
+    let expected = ExpectedVersion::from_sql(expected_version)?;
+    let events = events.ok_or_else(|| ContractError::invalid("events must not be NULL"))?;
     let batch = batch::validate(events.text(), settings::limits())?;
 
-    let tenant_text = uuid_text(&tenant_id);
     let request = AppendRequest {
-        aggregate_text: uuid_text(&aggregate_id),
-        tenant_id,
-        tenant_text,
-        aggregate_type,
-        aggregate_id,
+        tenant_id: Uuid::from_bytes(tenant_id),
+        tenant_text: uuid_text(&tenant_id),
+        aggregate_id: Uuid::from_bytes(aggregate_id),
+        target: AppendTarget {
+            tenant_id,
+            aggregate_type,
+            aggregate_id,
+            batch_len: batch.len,
+        },
         expected,
         events,
         batch,
@@ -258,7 +209,7 @@ fn append_as_owner(
     client: &mut SpiClient<'_>,
     caller: Option<pg_sys::Oid>,
     request: &AppendRequest<'_>,
-) -> Result<Vec<AppendedRow>, StoreError> {
+) -> Result<Vec<AppendedRow>, ContractError> {
     check_tenant_access(client, caller, &request.tenant_text)?;
     if let Some(error) = request.batch.repeated_event_id_error() {
         return Err(error);
@@ -272,11 +223,11 @@ fn check_tenant_access(
     client: &SpiClient<'_>,
     caller: Option<pg_sys::Oid>,
     tenant_text: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), ContractError> {
     if let Some(caller) = caller {
         if let Some(scope) = caller_scope(client, caller)? {
             if scope != tenant_text {
-                return Err(StoreError::new(
+                return Err(ContractError::new(
                     SqlState::TenantIsolation,
                     format!("tenant {tenant_text} is outside the scope of this role"),
                 )
@@ -286,7 +237,7 @@ fn check_tenant_access(
     }
     if let Some(bound) = settings::bound_tenant() {
         if bound != tenant_text {
-            return Err(StoreError::new(
+            return Err(ContractError::new(
                 SqlState::TenantIsolation,
                 format!("tenant {tenant_text} is not the tenant this transaction is bound to"),
             )
@@ -304,7 +255,10 @@ thread_local! {
 /// ES002 when it has the privileges of roles scoped to two tenants. The rule
 /// itself is `forgeerp.caller_scopes`, shared with the SQL functions; the
 /// caller is known here, so its claim check does not apply.
-fn caller_scope(client: &SpiClient<'_>, caller: pg_sys::Oid) -> Result<Option<String>, StoreError> {
+fn caller_scope(
+    client: &SpiClient<'_>,
+    caller: pg_sys::Oid,
+) -> Result<Option<String>, ContractError> {
     let plan = CALLER_SCOPE.with(|cell| {
         *cell.get_or_init(|| {
             Box::leak(Box::new(prepare(
@@ -324,28 +278,18 @@ fn caller_scope(client: &SpiClient<'_>, caller: pg_sys::Oid) -> Result<Option<St
     let scopes = row.get::<i32>(1).ok().flatten().unwrap_or(0);
     if scopes > 1 {
         let name = row.get::<String>(3).ok().flatten().unwrap_or_default();
-        return Err(StoreError::new(
+        return Err(ContractError::new(
             SqlState::TenantIsolation,
             format!(
                 "role {name} has the privileges of roles scoped to {scopes} different tenants, so it may use none"
             ),
         ));
     }
-    Ok(row.get::<Uuid>(2).ok().flatten().map(|s| uuid_text(&s)))
-}
-
-fn required_uuid(value: Option<Uuid>, what: &str) -> Result<Uuid, StoreError> {
-    match value {
-        None => Err(StoreError::invalid(format!("{what} must not be NULL"))),
-        Some(id) if id.as_bytes().iter().all(|b| *b == 0) => Err(StoreError::invalid(format!(
-            "{what} must not be the nil uuid"
-        ))),
-        Some(id) => Ok(id),
-    }
-}
-
-fn uuid_text(id: &Uuid) -> String {
-    batch::uuid_text(id.as_bytes())
+    Ok(row
+        .get::<Uuid>(2)
+        .ok()
+        .flatten()
+        .map(|s| uuid_text(s.as_bytes())))
 }
 
 /// The prepared statements of the append path, planned once per backend.
@@ -385,7 +329,7 @@ fn plans(client: &SpiClient<'_>) -> &'static Plans {
                 append_batch: prepare(
                     client,
                     include_str!("../../sql/query_append_batch.sql"),
-                    &[INT8, UUID, TEXT, UUID, INT8, JSONB],
+                    &[INT8, UUID, TEXT, UUID, INT8, INT8, JSONB],
                 ),
                 find_existing: prepare(
                     client,
@@ -434,7 +378,7 @@ fn lock_stream(tenant_id: &Uuid, aggregate_id: &Uuid) {
 fn append_to_stream(
     client: &mut SpiClient<'_>,
     req: &AppendRequest<'_>,
-) -> Result<Vec<AppendedRow>, StoreError> {
+) -> Result<Vec<AppendedRow>, ContractError> {
     lock_stream(&req.tenant_id, &req.aggregate_id);
     // Under READ COMMITTED every statement from here on takes a snapshot that
     // sees all appends that held the lock before.
@@ -446,13 +390,14 @@ fn append_to_stream(
 
     let plans = plans(client);
     let transaction_id = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
-    let expected = req.expected.to_arg();
+    let (lowest, highest) = req.expected.allowed_versions();
     let args = [
         transaction_id.into(),
         req.tenant_id.into(),
-        req.aggregate_type.into(),
+        req.target.aggregate_type.into(),
         req.aggregate_id.into(),
-        expected.into(),
+        (lowest as i64).into(),
+        (highest as i64).into(),
         req.events.as_arg(),
     ];
     // A unique violation here means another transaction stored a row this
@@ -467,7 +412,11 @@ fn append_to_stream(
             .collect::<Vec<_>>())
     }))
     .catch_when(PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION, |_| {
-        Err(concurrent_conflict(req))
+        if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+            Err(req.target.serialization_failure())
+        } else {
+            Err(req.target.stored_concurrently())
+        }
     })
     .execute()?;
 
@@ -490,35 +439,15 @@ fn append_to_stream(
                 (version.unwrap_or(0), stored_type)
             }
         };
-        if let Some(stored_type) = stored_type.filter(|t| t != req.aggregate_type) {
-            return Err(type_mismatch(req, &stored_type));
-        }
-        return Err(version_mismatch(req, version));
+        req.target.check_aggregate_type(stored_type.as_deref())?;
+        req.target.check_version(req.expected, version as u64)?;
+        return Err(ContractError::new(
+            SqlState::Internal,
+            "forgeerp.append stored nothing, yet the stream's head passes its checks",
+        ));
     }
     notify::appended(req.tenant_id.as_bytes(), &req.tenant_text);
     Ok(rows)
-}
-
-fn concurrent_conflict(req: &AppendRequest<'_>) -> StoreError {
-    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
-        StoreError::new(
-            SqlState::SerializationFailure,
-            format!(
-                "could not serialize the append to aggregate {} of tenant {}: it changed after this transaction's snapshot",
-                req.aggregate_text, req.tenant_text
-            ),
-        )
-        .with_hint("Retry the transaction.")
-    } else {
-        StoreError::new(
-            SqlState::DuplicateEventId,
-            format!(
-                "an event id of this batch was stored concurrently in tenant {}",
-                req.tenant_text
-            ),
-        )
-        .with_hint("A retry must repeat the original batch exactly; new events need new ids.")
-    }
 }
 
 fn appended_row(row: &pgrx::spi::SpiHeapTupleData<'_>) -> AppendedRow {
@@ -541,11 +470,12 @@ fn appended_row(row: &pgrx::spi::SpiHeapTupleData<'_>) -> AppendedRow {
 /// Looks up the stored events whose ids the batch reuses.
 ///
 /// None: there are none. Some(rows): the batch is a retry of an append that
-/// stands whole, and these are its stored rows. Any other overlap is ES004.
+/// stands whole, and these are its stored rows. Any other overlap is ES004
+/// (the rule is the contract's [`AppendTarget::judge_reuse`]).
 fn resolve_existing(
     client: &mut SpiClient<'_>,
     req: &AppendRequest<'_>,
-) -> Result<Option<Vec<AppendedRow>>, StoreError> {
+) -> Result<Option<Vec<AppendedRow>>, ContractError> {
     if req.batch.with_event_id == 0 {
         return Ok(None);
     }
@@ -572,75 +502,19 @@ fn resolve_existing(
             same_content: row.get::<bool>(9).ok().flatten().unwrap_or(false),
         })
         .collect();
-    let Some(first) = existing.first() else {
-        return Ok(None);
-    };
-
-    let is_retry = existing.len() == req.batch.len
-        && existing.iter().enumerate().all(|(i, e)| {
-            e.ord == i as i64 + 1
-                && e.aggregate_id == req.aggregate_id
-                && e.row.1 == first.row.1 + i as i64
-                && e.same_content
-        });
-    if is_retry {
-        if first.aggregate_type != req.aggregate_type {
-            return Err(type_mismatch(req, &first.aggregate_type));
-        }
-        return Ok(Some(existing.into_iter().map(|e| e.row).collect()));
+    let matches: Vec<StoredMatch<'_>> = existing
+        .iter()
+        .map(|e| StoredMatch {
+            index: (e.ord - 1) as usize,
+            event_id: *e.row.0.as_bytes(),
+            aggregate_id: *e.aggregate_id.as_bytes(),
+            aggregate_type: &e.aggregate_type,
+            sequence_number: e.row.1 as u64,
+            same_content: e.same_content,
+        })
+        .collect();
+    match req.target.judge_reuse(&matches)? {
+        Reuse::None => Ok(None),
+        Reuse::Retry => Ok(Some(existing.into_iter().map(|e| e.row).collect())),
     }
-
-    let (what, clash) = match existing.iter().find(|e| e.aggregate_id != req.aggregate_id) {
-        Some(other) => ("in another stream", other),
-        None => match existing.iter().find(|e| !e.same_content) {
-            Some(changed) => ("with other content", changed),
-            None => ("and the batch repeats it only in part", first),
-        },
-    };
-    Err(StoreError::new(
-        SqlState::DuplicateEventId,
-        format!("event_id {} already exists {what}", uuid_text(&clash.row.0)),
-    )
-    .with_detail(format!(
-        "tenant {}: stored as sequence {} of aggregate {}; it is event {} of the {}-event batch",
-        req.tenant_text,
-        clash.row.1,
-        uuid_text(&clash.aggregate_id),
-        clash.ord,
-        req.batch.len
-    ))
-    .with_hint("A retry must repeat the original batch exactly; new events need new ids."))
-}
-
-fn type_mismatch(req: &AppendRequest<'_>, stored_type: &str) -> StoreError {
-    StoreError::new(
-        SqlState::AggregateTypeMismatch,
-        format!(
-            "aggregate {} is a \"{stored_type}\", not a \"{}\"",
-            req.aggregate_text, req.aggregate_type
-        ),
-    )
-    .with_detail(format!(
-        "tenant {}: a stream keeps its aggregate type for life",
-        req.tenant_text
-    ))
-}
-
-fn version_mismatch(req: &AppendRequest<'_>, actual: i64) -> StoreError {
-    StoreError::new(
-        SqlState::WrongExpectedVersion,
-        format!(
-            "wrong expected version for aggregate {}: expected {}, actual {actual}",
-            req.aggregate_text,
-            req.expected.describe()
-        ),
-    )
-    .with_detail(format!(
-        "tenant {}, aggregate {}: expected_version {}, actual version {actual}",
-        req.tenant_text,
-        req.aggregate_text,
-        req.expected
-            .to_arg()
-            .map_or_else(|| "NULL".to_string(), |n| n.to_string())
-    ))
 }

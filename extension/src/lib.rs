@@ -2,17 +2,16 @@
 //!
 //! The public SQL surface is `docs/API.md`. Tables, triggers and the read
 //! functions are plain SQL files under `sql/`; Rust carries what pays off in
-//! Rust: batch validation and the append hot path.
+//! Rust: the append hot path, which validates with the contract's own rules
+//! (crate `forgeerp-contract`), and the notifier.
 
 use pgrx::prelude::*;
 
 mod append;
-mod batch;
 mod error;
 mod jsonb_text;
 mod notify;
 mod release;
-mod rfc3339;
 mod settings;
 
 #[cfg(any(test, feature = "pg_test"))]

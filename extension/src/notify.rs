@@ -22,7 +22,7 @@
 //! on, or when no worker can be started, the append notifies in its own
 //! transaction instead: Postgres delivers that at commit only, too.
 
-use crate::batch::uuid_text;
+use forgeerp_contract::uuid_text::uuid_text;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
 };
@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The channel listeners wait on.
-pub const CHANNEL: &str = "forgeerp_events";
+pub use forgeerp_contract::names::CHANNEL;
 
 /// Databases that can have a notifier at once.
 const SLOTS: usize = 32;

@@ -14,7 +14,7 @@
 //! here, so a database the library does not know fails with a clear error
 //! instead of being written by code that does not match its schema.
 
-use crate::error::{SqlState, StoreError};
+use crate::error::{ContractError, SqlState};
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 use std::cell::Cell;
@@ -55,7 +55,7 @@ thread_local! {
 
 /// Refuses, once per backend, a database whose extension is at a version
 /// this library does not serve; notes the extension's owner.
-pub fn check_database(client: &SpiClient<'_>) -> Result<(), StoreError> {
+pub fn check_database(client: &SpiClient<'_>) -> Result<(), ContractError> {
     if OWNER.get() != pg_sys::InvalidOid {
         return Ok(());
     }
@@ -84,8 +84,8 @@ pub fn owner() -> pg_sys::Oid {
     OWNER.get()
 }
 
-fn unserved(version: &str) -> StoreError {
-    StoreError::new(
+fn unserved(version: &str) -> ContractError {
+    ContractError::new(
         SqlState::ObjectNotInPrerequisiteState,
         format!(
             "this database's forgeerp extension is at version {version}, which the installed library {LIBRARY} does not serve"

@@ -1,16 +1,19 @@
 //! The extension's settings: batch limits and the transaction's tenant binding.
 
-use crate::batch::Limits;
+use forgeerp_contract::names;
+use forgeerp_contract::Limits;
 use pgrx::{pg_sys, GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CStr;
 
-static MAX_BATCH_EVENTS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
-static MAX_EVENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1_048_576);
+/// The contract's defaults ([`Limits::default`]), as GUC defaults.
+const DEFAULTS: Limits = Limits::DEFAULT;
+static MAX_BATCH_EVENTS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULTS.max_batch_events as i32);
+static MAX_EVENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(DEFAULTS.max_event_bytes as i32);
 
 /// Registers the GUCs; called once from `_PG_init`.
 pub fn init() {
     GucRegistry::define_int_guc(
-        c"forgeerp.max_batch_events",
+        names::MAX_BATCH_EVENTS.c_name(),
         c"Most events one forgeerp.append may store.",
         c"A larger batch is refused with ES003. Superusers only.",
         &MAX_BATCH_EVENTS,
@@ -20,7 +23,7 @@ pub fn init() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
-        c"forgeerp.max_event_bytes",
+        names::MAX_EVENT_BYTES.c_name(),
         c"Most bytes one event's payload plus metadata may take, as jsonb text.",
         c"A larger event is refused with ES003. Superusers only.",
         &MAX_EVENT_BYTES,
@@ -44,7 +47,7 @@ pub fn limits() -> Limits {
 /// Same reading as the SQL function `forgeerp.bound_tenant()`.
 pub fn bound_tenant() -> Option<String> {
     // SAFETY: GetConfigOption returns NULL or a valid string owned by the GUC machinery.
-    let value = unsafe { pg_sys::GetConfigOption(c"forgeerp.tenant_id".as_ptr(), true, false) };
+    let value = unsafe { pg_sys::GetConfigOption(names::TENANT_ID.c_name().as_ptr(), true, false) };
     if value.is_null() {
         return None;
     }

@@ -3,9 +3,11 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::batch::{self, canonical_uuid, Limits};
-    use crate::error::{SqlState, StoreError};
-    use crate::rfc3339;
+    use crate::error::{ContractError, Raise, SqlState};
+    use forgeerp_contract::batch;
+    use forgeerp_contract::rfc3339;
+    use forgeerp_contract::uuid_text::canonical_uuid;
+    use forgeerp_contract::Limits;
     use pgrx::prelude::*;
     use std::ffi::CStr;
 
@@ -16,16 +18,7 @@ mod tests {
 
     #[pg_test]
     fn sqlstates_pack_like_make_sqlstate() {
-        for state in [
-            SqlState::WrongExpectedVersion,
-            SqlState::TenantIsolation,
-            SqlState::InvalidArgument,
-            SqlState::DuplicateEventId,
-            SqlState::AggregateTypeMismatch,
-            SqlState::SerializationFailure,
-            SqlState::ObjectNotInPrerequisiteState,
-            SqlState::Internal,
-        ] {
+        for state in SqlState::ALL {
             let text = unsafe { CStr::from_ptr(pg_sys::unpack_sql_state(state.packed())) };
             assert_eq!(text.to_str().unwrap(), state.code());
         }
@@ -33,10 +26,10 @@ mod tests {
 
     #[pg_test]
     fn a_rust_panic_reaches_the_client_without_its_text() {
-        let error = PgTryBuilder::new(|| -> Result<(), StoreError> {
+        let error = PgTryBuilder::new(|| -> Result<(), ContractError> {
             panic!("secret panic text at {}", "src/append.rs:42")
         })
-        .catch_rust_panic(|cause| Err(StoreError::internal("forgeerp.append", cause)))
+        .catch_rust_panic(|cause| Err(ContractError::internal("forgeerp.append", cause)))
         .execute()
         .unwrap_err();
         assert_eq!(error.state, SqlState::Internal);
@@ -159,43 +152,5 @@ mod tests {
                 error.message
             );
         }
-    }
-
-    #[pg_test]
-    fn a_valid_batch_is_summarised() {
-        let text = r#"[{"event_type": "A", "payload": {}, "event_id": "6f1c1a52-8c36-4a4e-9d55-2a4a7c1f0b10"}, {"event_type": "B", "payload": {}, "event_id": "6F1C1A52-8C36-4A4E-9D55-2A4A7C1F0B10"}, {"event_type": "C", "payload": {}}]"#;
-        let batch = batch::validate(text, LIMITS).unwrap();
-        assert_eq!(batch.len, 3);
-        assert_eq!(batch.with_event_id, 2);
-        assert_eq!(
-            batch.repeated_event_id.as_deref(),
-            Some("6f1c1a52-8c36-4a4e-9d55-2a4a7c1f0b10")
-        );
-        assert_eq!(
-            batch.repeated_event_id_error().unwrap().state,
-            SqlState::DuplicateEventId
-        );
-    }
-
-    #[pg_test]
-    fn the_first_problem_is_reported_with_its_position() {
-        let text = r#"[{"event_type": "A", "payload": {}}, {"event_type": "B", "payload": 1, "event_version": 0}]"#;
-        let error = batch::validate(text, LIMITS).unwrap_err();
-        assert_eq!(
-            error.message,
-            "events[1].payload must be a JSON object, got number 1"
-        );
-        let too_many = format!(
-            "[{}]",
-            [r#"{"event_type": "A", "payload": {}}"#; 11].join(", ")
-        );
-        let error = batch::validate(&too_many, LIMITS).unwrap_err();
-        assert!(
-            error
-                .message
-                .contains("11 events, more than forgeerp.max_batch_events (10)"),
-            "{}",
-            error.message
-        );
     }
 }

@@ -14,6 +14,7 @@ use crate::event::{FeedPosition, StoredEvent};
 use crate::event_store::postgres::row_to_event;
 use crate::event_store::EventStoreError;
 use crate::ids::TenantId;
+use forgeerp_contract::names::CHANNEL;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -209,7 +210,7 @@ impl Follower {
             }
         });
         let result = async {
-            client.batch_execute("SET application_name = 'forgeerp-subscription'; LISTEN forgeerp_events").await?;
+            client.batch_execute(&format!("SET application_name = 'forgeerp-subscription'; LISTEN {CHANNEL}")).await?;
             // tenant_id NULL: every tenant (the subscription binds none).
             let read = client.prepare("SELECT e.* FROM forgeerp.read_all($1, $2, $3, $4) AS e").await?;
             let mut tick = tokio::time::interval(self.config.poll_interval);

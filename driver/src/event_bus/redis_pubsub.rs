@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
 /// The channel events are published on.
-pub const CHANNEL: &str = "forgeerp_events";
+pub use forgeerp_contract::names::CHANNEL;
 
 /// Publishes envelopes as JSON on a Redis channel.
 pub struct RedisPubSubEventBus {

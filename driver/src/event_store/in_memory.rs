@@ -1,36 +1,25 @@
 //! An event store in memory, for tests and local development.
 //!
-//! It enforces the rules of the `forgeerp` extension and returns the same
+//! It enforces the rules of the `forgeerp` extension with the same code (the
+//! contract crate, `forgeerp_contract`) and returns the same
 //! `EventStoreError` variants in the same order of checks: arguments, tenant,
-//! retry or duplicate id, aggregate type, expected version. One difference is
+//! retry or duplicate id, aggregate type, expected version. The batch it
+//! validates is the JSON the Postgres store would send. One difference is
 //! documented: event size is measured on serde_json's compact text, which is
 //! a few bytes shorter than Postgres' `jsonb` text of the same value.
 
-use super::{batch_target, EventStore, EventStoreError};
+use super::{batch_json, batch_target, BatchTarget, EventStore, EventStoreError};
 use crate::event::{to_micros, FeedPosition, StoredEvent, UncommittedEvent};
 use crate::expected_version::ExpectedVersion;
 use crate::ids::{AggregateId, EventId, TenantId};
 use chrono::Utc;
-use std::collections::{HashMap, HashSet};
+use forgeerp_contract::{batch, AppendTarget, Reuse, StoredMatch};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Limits the store enforces, as the extension's GUCs do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// `forgeerp.max_batch_events`.
-    pub max_batch_events: usize,
-    /// `forgeerp.max_event_bytes`.
-    pub max_event_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_batch_events: 10_000,
-            max_event_bytes: 1_048_576,
-        }
-    }
-}
+/// Limits the store enforces, as the extension's settings
+/// `forgeerp.max_batch_events` and `forgeerp.max_event_bytes` do.
+pub use forgeerp_contract::Limits;
 
 #[derive(Default)]
 struct State {
@@ -72,71 +61,41 @@ impl InMemoryEventStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn validate(&self, events: &[UncommittedEvent]) -> Result<(), EventStoreError> {
-        let invalid = |message: String| Err(EventStoreError::InvalidAppend(message));
-        if events.len() > self.limits.max_batch_events {
-            return invalid(format!(
-                "events has {} events, more than forgeerp.max_batch_events ({})",
-                events.len(),
-                self.limits.max_batch_events
-            ));
-        }
-        let aggregate_type = &events[0].aggregate_type;
-        if aggregate_type.is_empty() || aggregate_type.len() > 255 || aggregate_type.contains('\0')
-        {
-            return invalid(format!(
-                "aggregate_type must be 1 to 255 bytes without NUL, got {aggregate_type:?}"
-            ));
-        }
-        for (index, event) in events.iter().enumerate() {
-            if event.event_type.is_empty() || event.event_type.len() > 255 {
-                return invalid(format!(
-                    "events[{index}].event_type must be 1 to 255 bytes, got {:?}",
-                    event.event_type
-                ));
-            }
-            if !event.payload.is_object() {
-                return invalid(format!("events[{index}].payload must be a JSON object"));
-            }
-            if !event.metadata.is_object() {
-                return invalid(format!("events[{index}].metadata must be a JSON object"));
-            }
-            if event.event_version == 0 || event.event_version > i32::MAX as u32 {
-                return invalid(format!(
-                    "events[{index}].event_version must be 1 to {}, got {}",
-                    i32::MAX,
-                    event.event_version
-                ));
-            }
-            let text = format!("{}{}{}", event.event_type, event.payload, event.metadata);
-            if text.contains('\0') || text.contains("\\u0000") {
-                return invalid(format!(
-                    "events[{index}] contains a NUL character, which Postgres cannot store"
-                ));
-            }
-            let bytes = event.payload.to_string().len() + event.metadata.to_string().len();
-            if bytes > self.limits.max_event_bytes {
-                return invalid(format!(
-                    "events[{index}] payload and metadata take {bytes} bytes, more than forgeerp.max_event_bytes ({})",
-                    self.limits.max_event_bytes
-                ));
-            }
+    /// The extension's argument checks (ES003, then ES004 for an id given
+    /// twice), on the JSON batch the Postgres store would send.
+    fn validate(
+        &self,
+        target: &BatchTarget,
+        events: &[UncommittedEvent],
+    ) -> Result<(), EventStoreError> {
+        batch::check_aggregate_type(Some(&target.aggregate_type))?;
+        let text = batch_json(events).to_string();
+        batch::check_storable(&text)?;
+        if let Some(repeated) = batch::validate(&text, self.limits)?.repeated_event_id_error() {
+            return Err(repeated.into());
         }
         Ok(())
     }
 }
 
-/// How a batch relates to the stored ids: new, an exact retry, or a reuse.
-enum Existing {
-    None,
-    Retry(Vec<StoredEvent>),
+/// The contract's view of the stream a batch goes to.
+fn append_target<'a>(target: &'a BatchTarget, events: &[UncommittedEvent]) -> AppendTarget<'a> {
+    AppendTarget {
+        tenant_id: *target.tenant_id.as_uuid().as_bytes(),
+        aggregate_type: &target.aggregate_type,
+        aggregate_id: *target.aggregate_id.as_uuid().as_bytes(),
+        batch_len: events.len(),
+    }
 }
 
+/// The stored events whose ids the batch reuses, judged by the contract's
+/// rule: None when there are none, their copies for an exact retry, ES004 or
+/// ES005 otherwise.
 fn resolve_existing(
     state: &State,
+    target: &BatchTarget,
     events: &[UncommittedEvent],
-) -> Result<Existing, EventStoreError> {
-    let target = &events[0];
+) -> Result<Option<Vec<StoredEvent>>, EventStoreError> {
     let found: Vec<(usize, &StoredEvent)> = events
         .iter()
         .enumerate()
@@ -147,33 +106,29 @@ fn resolve_existing(
                 .map(|&at| (i, &state.events[at]))
         })
         .collect();
-    let Some(&(_, first)) = found.first() else {
-        return Ok(Existing::None);
-    };
-    let is_retry = found.len() == events.len()
-        && found.iter().enumerate().all(|(i, (ord, stored))| {
-            *ord == i
-                && stored.aggregate_id == target.aggregate_id
-                && stored.sequence_number == first.sequence_number + i as u64
-                && stored.event_type == events[i].event_type
-                && stored.payload == events[i].payload
-        });
-    if is_retry {
-        if first.aggregate_type != target.aggregate_type {
-            return Err(EventStoreError::AggregateTypeMismatch {
+    let matches: Vec<StoredMatch<'_>> = found
+        .iter()
+        .map(|&(index, stored)| StoredMatch {
+            index,
+            event_id: *stored.event_id.0.as_bytes(),
+            aggregate_id: *stored.aggregate_id.as_uuid().as_bytes(),
+            aggregate_type: &stored.aggregate_type,
+            sequence_number: stored.sequence_number,
+            same_content: stored.event_type == events[index].event_type
+                && stored.payload == events[index].payload,
+        })
+        .collect();
+    match append_target(target, events).judge_reuse(&matches) {
+        Ok(Reuse::None) => Ok(None),
+        Ok(Reuse::Retry) => Ok(Some(found.into_iter().map(|(_, e)| e.clone()).collect())),
+        Err(error) if error.state == forgeerp_contract::SqlState::AggregateTypeMismatch => {
+            Err(EventStoreError::AggregateTypeMismatch {
                 aggregate_id: target.aggregate_id,
                 requested: target.aggregate_type.clone(),
-            });
+            })
         }
-        return Ok(Existing::Retry(
-            found.into_iter().map(|(_, e)| e.clone()).collect(),
-        ));
+        Err(error) => Err(error.into()),
     }
-    let (_, clash) = found[0];
-    Err(EventStoreError::DuplicateEvent(format!(
-        "event_id {} already exists (sequence {} of aggregate {})",
-        clash.event_id, clash.sequence_number, clash.aggregate_id
-    )))
 }
 
 impl EventStore for InMemoryEventStore {
@@ -183,17 +138,10 @@ impl EventStore for InMemoryEventStore {
         expected: ExpectedVersion,
     ) -> Result<Vec<StoredEvent>, EventStoreError> {
         let target = batch_target(&events)?;
-        self.validate(&events)?;
-        let mut seen = HashSet::new();
-        if let Some(repeated) = events.iter().find(|e| !seen.insert(e.event_id)) {
-            return Err(EventStoreError::DuplicateEvent(format!(
-                "event_id {} appears more than once in the batch",
-                repeated.event_id
-            )));
-        }
+        self.validate(&target, &events)?;
 
         let mut state = self.state();
-        if let Existing::Retry(stored) = resolve_existing(&state, &events)? {
+        if let Some(stored) = resolve_existing(&state, &target, &events)? {
             return Ok(stored);
         }
         let key = (target.tenant_id, target.aggregate_id);
@@ -203,15 +151,17 @@ impl EventStore for InMemoryEventStore {
             .map(Vec::as_slice)
             .unwrap_or_default();
         let version = stream.len() as u64;
-        if let Some(&head) = stream.last() {
-            if state.events[head].aggregate_type != target.aggregate_type {
-                return Err(EventStoreError::AggregateTypeMismatch {
-                    aggregate_id: target.aggregate_id,
-                    requested: target.aggregate_type,
-                });
-            }
+        let rules = append_target(&target, &events);
+        let stored_type = stream
+            .last()
+            .map(|&head| state.events[head].aggregate_type.as_str());
+        if rules.check_aggregate_type(stored_type).is_err() {
+            return Err(EventStoreError::AggregateTypeMismatch {
+                aggregate_id: target.aggregate_id,
+                requested: target.aggregate_type.clone(),
+            });
         }
-        if !expected.allows(version) {
+        if rules.check_version(expected, version).is_err() {
             return Err(EventStoreError::Concurrency {
                 aggregate_id: target.aggregate_id,
                 expected,

@@ -4,9 +4,13 @@ pub mod in_memory;
 pub mod postgres;
 pub mod publishing;
 
+use crate::db_error::DbFailure;
 use crate::event::{FeedPosition, StoredEvent, UncommittedEvent};
 use crate::expected_version::ExpectedVersion;
 use crate::ids::{AggregateId, TenantId};
+use chrono::SecondsFormat;
+use forgeerp_contract::{ContractError, SqlState};
+use serde_json::{json, Value};
 use std::future::Future;
 
 /// Why the store refused or failed an operation.
@@ -65,6 +69,83 @@ pub enum EventStoreError {
     /// A stored event could not be read back.
     #[error("stored event could not be decoded: {0}")]
     Decode(String),
+}
+
+impl EventStoreError {
+    /// The variant of a SQLSTATE, by the contract's table: how both stores
+    /// report a broken rule. ES001 and ES005 carry the stream they are about,
+    /// so a store makes those variants itself, with what it knows.
+    fn of_state(state: Option<SqlState>, sqlstate: String, message: String) -> Self {
+        match state {
+            Some(SqlState::TenantIsolation) => EventStoreError::TenantIsolation(message),
+            Some(SqlState::InvalidArgument | SqlState::UntranslatableCharacter) => {
+                EventStoreError::InvalidAppend(message)
+            }
+            Some(SqlState::DuplicateEventId) => EventStoreError::DuplicateEvent(message),
+            Some(SqlState::AppendOnly) => EventStoreError::AppendOnly(message),
+            Some(state) if state.is_transaction_conflict() => {
+                EventStoreError::TransactionConflict(message)
+            }
+            _ => EventStoreError::Database { sqlstate, message },
+        }
+    }
+}
+
+/// A broken rule of the contract, as the in-memory store finds it.
+impl From<ContractError> for EventStoreError {
+    fn from(error: ContractError) -> Self {
+        let message = match error.detail {
+            Some(detail) => format!("{} ({detail})", error.message),
+            None => error.message,
+        };
+        EventStoreError::of_state(Some(error.state), error.state.code().to_string(), message)
+    }
+}
+
+/// A failed database call, mapped by its SQLSTATE (never by its text), also
+/// for callers that run SQL of their own against the store's tables.
+impl From<DbFailure> for EventStoreError {
+    fn from(failure: DbFailure) -> Self {
+        let state = failure.state();
+        match failure {
+            DbFailure::Connection(message) => EventStoreError::Connection(message),
+            DbFailure::Refused { sqlstate, message } => {
+                EventStoreError::of_state(state, sqlstate, message)
+            }
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for EventStoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        DbFailure::of(&error).into()
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for EventStoreError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        DbFailure::of_pool(&error).into()
+    }
+}
+
+/// A batch in the shape `forgeerp.append` takes, every key spelled out: what
+/// the Postgres store sends, and the text the in-memory store validates.
+pub(crate) fn batch_json(events: &[UncommittedEvent]) -> Value {
+    Value::Array(
+        events
+            .iter()
+            .map(|e| {
+                json!({
+                    "event_type": e.event_type,
+                    "payload": e.payload,
+                    "event_id": e.event_id.0,
+                    "event_version": e.event_version,
+                    "metadata": e.metadata,
+                    "occurred_at": e.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// An append-only, multi-tenant event store.

@@ -6,14 +6,14 @@
 //! `forgeerp.bind_tenant` inside that same statement, so a bug that passes the
 //! wrong tenant somewhere is stopped by the database (ES002).
 
-use super::{batch_target, EventStore, EventStoreError};
+use super::{batch_json, batch_target, EventStore, EventStoreError};
 use crate::event::{EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
 use crate::expected_version::ExpectedVersion;
 use crate::ids::{AggregateId, EventId, TenantId};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use serde_json::{json, Value};
-use tokio_postgres::error::SqlState;
+use forgeerp_contract::SqlState;
+use serde_json::Value;
 use tokio_postgres::{NoTls, Row};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -67,10 +67,7 @@ impl PgEventStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, EventStoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| EventStoreError::Connection(e.to_string()))
+        Ok(self.pool.get().await?)
     }
 
     /// Appends `events`, a JSON array in the shape `forgeerp.append` takes,
@@ -116,7 +113,10 @@ impl PgEventStore {
         events: &Value,
     ) -> Result<Vec<Row>, EventStoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(APPEND).await.map_err(map_error)?;
+        let statement = client
+            .prepare_cached(APPEND)
+            .await
+            .map_err(EventStoreError::from)?;
         let result = client
             .query(
                 &statement,
@@ -132,11 +132,11 @@ impl PgEventStore {
         match result {
             Ok(rows) => Ok(rows),
             Err(error) => {
-                let code = error.code().cloned();
+                let state = error.code().and_then(|c| SqlState::from_code(c.code()));
                 // Back to the pool first: the follow-up below needs a
                 // connection, and the pool may have only this one.
                 drop(client);
-                if code == Some(SqlState::from_code("ES001")) {
+                if state == Some(SqlState::WrongExpectedVersion) {
                     // The actual version, asked for separately: the error
                     // text is for people, not for parsing.
                     let actual = self.stream_version(tenant_id, aggregate_id).await?;
@@ -146,13 +146,13 @@ impl PgEventStore {
                         actual,
                     });
                 }
-                if code == Some(SqlState::from_code("ES005")) {
+                if state == Some(SqlState::AggregateTypeMismatch) {
                     return Err(EventStoreError::AggregateTypeMismatch {
                         aggregate_id,
                         requested: aggregate_type.to_string(),
                     });
                 }
-                Err(map_error(error))
+                Err(error.into())
             }
         }
     }
@@ -164,45 +164,14 @@ impl PgEventStore {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<Row>, EventStoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(map_error)?;
-        client.query(&statement, params).await.map_err(map_error)
-    }
-}
-
-/// Maps a database error by its SQLSTATE (never by its text), also for
-/// callers that run SQL of their own against the store's tables.
-impl From<tokio_postgres::Error> for EventStoreError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        map_error(error)
-    }
-}
-
-fn map_error(error: tokio_postgres::Error) -> EventStoreError {
-    let Some(db) = error.as_db_error() else {
-        return EventStoreError::Connection(error.to_string());
-    };
-    let code = db.code();
-    let message = match db.detail() {
-        Some(detail) => format!("{} ({detail})", db.message()),
-        None => db.message().to_string(),
-    };
-    if *code == SqlState::from_code("ES002") {
-        EventStoreError::TenantIsolation(message)
-    } else if *code == SqlState::from_code("ES003") || *code == SqlState::UNTRANSLATABLE_CHARACTER {
-        EventStoreError::InvalidAppend(message)
-    } else if *code == SqlState::from_code("ES004") {
-        EventStoreError::DuplicateEvent(message)
-    } else if *code == SqlState::from_code("ES006") {
-        EventStoreError::AppendOnly(message)
-    } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
-        || *code == SqlState::T_R_DEADLOCK_DETECTED
-    {
-        EventStoreError::TransactionConflict(message)
-    } else {
-        EventStoreError::Database {
-            sqlstate: code.code().to_string(),
-            message,
-        }
+        let statement = client
+            .prepare_cached(sql)
+            .await
+            .map_err(EventStoreError::from)?;
+        client
+            .query(&statement, params)
+            .await
+            .map_err(EventStoreError::from)
     }
 }
 
@@ -243,24 +212,6 @@ pub(crate) fn row_to_event(row: &Row) -> Result<StoredEvent, EventStoreError> {
             .map_err(|e| decode(e.to_string()))?,
         payload: row.try_get("payload").map_err(|e| decode(e.to_string()))?,
     })
-}
-
-fn batch_json(events: &[UncommittedEvent]) -> Value {
-    Value::Array(
-        events
-            .iter()
-            .map(|e| {
-                json!({
-                    "event_type": e.event_type,
-                    "payload": e.payload,
-                    "event_id": e.event_id.0,
-                    "event_version": e.event_version,
-                    "metadata": e.metadata,
-                    "occurred_at": e.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                })
-            })
-            .collect(),
-    )
 }
 
 impl EventStore for PgEventStore {

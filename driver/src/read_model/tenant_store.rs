@@ -34,17 +34,7 @@ pub enum ReadModelError {
     Decode(String),
 }
 
-impl From<tokio_postgres::Error> for ReadModelError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        match error.as_db_error() {
-            Some(db) => ReadModelError::Database {
-                sqlstate: db.code().code().to_string(),
-                message: db.message().to_string(),
-            },
-            None => ReadModelError::Connection(error.to_string()),
-        }
-    }
-}
+crate::db_error::from_db_failure!(ReadModelError);
 
 /// A read model's entries, per tenant.
 pub trait TenantStore<K, V>: Send + Sync {
@@ -186,10 +176,7 @@ pub(crate) async fn in_bound_transaction<R>(
     tenant_id: TenantId,
     f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<R, ReadModelError>,
 ) -> Result<R, ReadModelError> {
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| ReadModelError::Connection(e.to_string()))?;
+    let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
         .await?;

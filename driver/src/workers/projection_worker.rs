@@ -24,31 +24,26 @@ use tracing::Instrument;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProjectionError {
-    /// The database refused or failed.
+    /// No connection could be had, or it broke.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// The database refused.
     #[error("database error {sqlstate}: {message}")]
     Database {
-        /// The SQLSTATE ("" for connection failures).
+        /// The five-character SQLSTATE.
         sqlstate: String,
         /// What it said.
         message: String,
     },
+    /// The worker's task ended without saying why: it panicked or was cancelled.
+    #[error("the projection worker's task failed: {0}")]
+    WorkerFailed(String),
     /// The event's payload is not what the projection understands.
     #[error("cannot decode event: {0}")]
     Decode(String),
 }
 
-impl From<tokio_postgres::Error> for ProjectionError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        let sqlstate = error
-            .code()
-            .map(|c| c.code().to_string())
-            .unwrap_or_default();
-        let message = error
-            .as_db_error()
-            .map_or_else(|| error.to_string(), |db| db.message().to_string());
-        ProjectionError::Database { sqlstate, message }
-    }
-}
+crate::db_error::from_db_failure!(ProjectionError);
 
 /// A read model kept in Postgres, updated one event at a time.
 pub trait PgProjection: Send + Sync + 'static {
@@ -121,12 +116,9 @@ impl WorkerHandle {
     /// Finishes the event in hand, stops, and returns the saved checkpoint.
     pub async fn shutdown(self) -> Result<FeedPosition, ProjectionError> {
         let _ = self.stop.send(true);
-        self.task.await.unwrap_or_else(|e| {
-            Err(ProjectionError::Database {
-                sqlstate: String::new(),
-                message: e.to_string(),
-            })
-        })
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(ProjectionError::WorkerFailed(e.to_string())))
     }
 }
 
@@ -154,7 +146,7 @@ impl ProjectionWorker {
         projection: &str,
         tenant_id: Option<TenantId>,
     ) -> Result<FeedPosition, ProjectionError> {
-        let client = pool.get().await.map_err(pool_error)?;
+        let client = pool.get().await?;
         let row = client
             .query_opt(
                 "SELECT transaction_id, global_position FROM forgeerp_read.checkpoints WHERE projection = $1 AND tenant_key = $2",
@@ -170,13 +162,6 @@ impl ProjectionWorker {
 
 fn tenant_key(tenant_id: Option<TenantId>) -> String {
     tenant_id.map_or_else(|| "*".to_string(), |t| t.to_string())
-}
-
-fn pool_error(error: deadpool_postgres::PoolError) -> ProjectionError {
-    ProjectionError::Database {
-        sqlstate: String::new(),
-        message: error.to_string(),
-    }
 }
 
 async fn run<P: PgProjection, B: EventBus>(
@@ -300,7 +285,7 @@ async fn apply_batch_once<P: PgProjection>(
     tenant_id: Option<TenantId>,
     batch: &[StoredEvent],
 ) -> Result<(), ProjectionError> {
-    let mut client = pool.get().await.map_err(pool_error)?;
+    let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     // The checkpoint goes out with the first run: it is independent of the
     // projection's statements and commits (or not) with them.
@@ -371,7 +356,7 @@ async fn apply_once<P: PgProjection>(
     tenant_id: Option<TenantId>,
     event: &StoredEvent,
 ) -> Result<(), ProjectionError> {
-    let mut client = pool.get().await.map_err(pool_error)?;
+    let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute(
         "SELECT forgeerp.bind_tenant($1)",
@@ -393,7 +378,7 @@ async fn park<P: PgProjection>(
     error: &ProjectionError,
     attempts: u32,
 ) -> Result<(), ProjectionError> {
-    let mut client = pool.get().await.map_err(pool_error)?;
+    let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute(
         "INSERT INTO forgeerp_read.parked_events
