@@ -25,3 +25,12 @@ pub async fn fresh_database(suffix: &str) -> String {
 pub async fn pg_store() -> PgEventStore {
     PgEventStore::connect(&database_url().await, 8).expect("pool")
 }
+
+/// [`fresh_database`] with the driver's migrations applied: its connection
+/// string and a store with a pool of `max_connections` on it.
+pub async fn migrated_database(suffix: &str, max_connections: usize) -> (String, PgEventStore) {
+    let url = fresh_database(suffix).await;
+    let store = PgEventStore::connect(&url, max_connections).unwrap();
+    forgeerp_infra::migrate(store.pool()).await.unwrap();
+    (url, store)
+}
