@@ -56,6 +56,8 @@ pub enum Install<'a> {
     Nothing,
     /// The current version: `CREATE EXTENSION forgeerp`.
     Current,
+    /// A released version, left at it: `CREATE EXTENSION forgeerp VERSION '<version>'`.
+    At(&'a str),
     /// A released version, then updated in place to the current one:
     /// `CREATE EXTENSION forgeerp VERSION '<version>'; ALTER EXTENSION forgeerp UPDATE`.
     UpgradedFrom(&'a str),
@@ -83,6 +85,7 @@ pub async fn fresh_database(name: &str, install: Install<'_>) -> String {
     let sql = match install {
         Install::Nothing => None,
         Install::Current => Some("CREATE EXTENSION forgeerp".to_string()),
+        Install::At(version) => Some(format!("CREATE EXTENSION forgeerp VERSION '{version}'")),
         Install::UpgradedFrom(version) => Some(format!(
             "CREATE EXTENSION forgeerp VERSION '{version}'; ALTER EXTENSION forgeerp UPDATE"
         )),
