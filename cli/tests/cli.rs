@@ -10,12 +10,13 @@ fn admin() -> postgres_admin::Admin {
 }
 
 mod postgres_admin {
-    //! Creating and inspecting test databases (with tokio-postgres on a
-    //! small runtime of its own).
+    //! Creating (with `forgeerp-test-fixtures`) and inspecting test databases,
+    //! with tokio-postgres on a small runtime of its own.
+
+    use forgeerp_test_fixtures::{database_name, fresh_database, url, Install};
 
     pub struct Admin {
         runtime: tokio::runtime::Runtime,
-        port: String,
     }
 
     impl Admin {
@@ -25,12 +26,12 @@ mod postgres_admin {
                     .enable_all()
                     .build()
                     .unwrap(),
-                port: std::env::var("FORGEERP_PGPORT").unwrap_or_else(|_| "28815".into()),
             }
         }
 
+        /// `db` as the binary takes it in `DATABASE_URL`.
         pub fn url(&self, db: &str) -> String {
-            format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+            url(db)
         }
 
         /// Rows of `sql` in `db`, every column as text.
@@ -59,15 +60,13 @@ mod postgres_admin {
         /// A fresh database named `forgeerp_cli_test_<pid>_<suffix>`, with the
         /// extension when `extension`.
         pub fn fresh(&self, suffix: &str, extension: bool) -> String {
-            let name = format!("forgeerp_cli_test_{}_{suffix}", std::process::id());
-            self.query(
-                "postgres",
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            );
-            self.query("postgres", &format!("CREATE DATABASE {name}"));
-            if extension {
-                self.query(&name, "CREATE EXTENSION forgeerp");
-            }
+            let name = database_name("forgeerp_cli_test", &format!("_{suffix}"));
+            let install = if extension {
+                Install::Current
+            } else {
+                Install::Nothing
+            };
+            self.runtime.block_on(fresh_database(&name, install));
             name
         }
     }

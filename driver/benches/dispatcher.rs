@@ -7,13 +7,12 @@
 //!
 //! Prints a Markdown table; `bench/README.md` keeps the figures.
 
-mod common;
-
 use forgeerp_infra::inventory::{InventoryCommand, InventoryEvent, InventoryItem};
 use forgeerp_infra::{
     Aggregate, AggregateId, CommandDispatcher, DomainEvent, EventStore, ExpectedVersion,
     PgEventStore, TenantId, UncommittedEvent,
 };
+use forgeerp_test_fixtures::{fresh_database, Install};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -161,7 +160,7 @@ async fn rehydration(store: &Arc<PgEventStore>, length: usize) -> (Duration, Dur
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let url = common::fresh_database("forgeerp_bench_driver").await;
+    let url = fresh_database("forgeerp_bench_driver", Install::Current).await;
     let store = Arc::new(PgEventStore::connect(&url, CLIENTS).unwrap());
 
     println!("| workload | raw appends/s | dispatched/s (as shipped) | overhead | dispatched/s, no state cache | overhead |");

@@ -5,14 +5,13 @@
 //! bash scripts/setup.sh && cargo bench -p forgeerp-infra --bench projection
 //! ```
 
-mod common;
-
 use forgeerp_infra::inventory::{InventoryEvent, InventoryItem};
 use forgeerp_infra::{
     Aggregate, AggregateId, DomainEvent, EventStore, ExpectedVersion, FeedPosition,
     InventoryStockProjection, PgEventStore, PgNotifyEventBus, ProjectionWorker, TenantId,
     UncommittedEvent, WorkerConfig,
 };
+use forgeerp_test_fixtures::{fresh_database, Install};
 use std::time::{Duration, Instant};
 
 const BACKLOG_STREAMS: usize = 1000;
@@ -38,7 +37,7 @@ async fn checkpoint(store: &PgEventStore) -> FeedPosition {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let url = common::fresh_database("forgeerp_bench_projection").await;
+    let url = fresh_database("forgeerp_bench_projection", Install::Current).await;
     let store = PgEventStore::connect(&url, 4).unwrap();
     forgeerp_infra::migrate(store.pool()).await.unwrap();
     let tenant = TenantId::random();

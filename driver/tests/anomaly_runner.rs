@@ -215,9 +215,7 @@ async fn a_burst_of_ten_thousand_triggers_makes_at_most_two_runs() {
 }
 
 async fn setup(suffix: &str) -> (String, PgEventStore, PgNotifyEventBus) {
-    let url = common::fresh_database(suffix).await;
-    let store = PgEventStore::connect(&url, 6).unwrap();
-    forgeerp_infra::migrate(store.pool()).await.unwrap();
+    let (url, store) = common::migrated_database(suffix, 6).await;
     let bus = PgNotifyEventBus::new(url.clone()).with_config(SubscriptionConfig {
         poll_interval: Duration::from_millis(200),
         ..SubscriptionConfig::default()

@@ -11,8 +11,8 @@ use forgeerp_infra::event_bus::pg_notify::SubscriptionConfig;
 use forgeerp_infra::inventory::{InventoryCommand as C, InventoryItem};
 use forgeerp_infra::{
     AggregateId, CommandDispatcher, DispatchError, EventStore, EventStoreError, FeedPosition,
-    InventoryStockProjection, PgEventStore, PgNotifyEventBus, ProjectionWorker, RetryPolicy,
-    TenantId, WorkerConfig,
+    InventoryStockProjection, PgNotifyEventBus, ProjectionWorker, RetryPolicy, TenantId,
+    WorkerConfig,
 };
 use std::time::{Duration, Instant};
 
@@ -43,9 +43,7 @@ fn restart_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_survives_a_postgres_restart_without_loss_or_double_count() {
-    let url = common::fresh_database("_restart").await;
-    let store = PgEventStore::connect(&url, 4).unwrap();
-    forgeerp_infra::migrate(store.pool()).await.unwrap();
+    let (url, store) = common::migrated_database("_restart", 4).await;
     let bus = PgNotifyEventBus::new(url.clone()).with_config(SubscriptionConfig {
         poll_interval: Duration::from_millis(200),
         max_backoff: Duration::from_millis(500),

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 /// A fresh database per test: workers follow the whole feed.
 async fn setup(suffix: &str) -> (String, PgEventStore, PgNotifyEventBus) {
-    let url = common::fresh_database(suffix).await;
-    let store = PgEventStore::connect(&url, 4).unwrap();
-    forgeerp_infra::migrate(store.pool()).await.unwrap();
+    let (url, store) = common::migrated_database(suffix, 4).await;
     let bus = PgNotifyEventBus::new(url.clone()).with_config(SubscriptionConfig {
         poll_interval: Duration::from_millis(200),
         ..SubscriptionConfig::default()

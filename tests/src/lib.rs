@@ -8,35 +8,28 @@
 
 pub mod attack;
 
+use forgeerp_test_fixtures::{conninfo, database_name, fresh_database_blocking, Install};
 use postgres::{Client, NoTls, Row};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 use uuid::Uuid;
 
 /// Superuser connection string of the server under test (no database).
-pub fn admin_base() -> String {
-    std::env::var("FORGEERP_TEST_ADMIN").unwrap_or_else(|_| {
-        let port = std::env::var("FORGEERP_PGPORT").unwrap_or_else(|_| "28815".into());
-        format!("host=127.0.0.1 port={port} user=postgres")
-    })
-}
+pub use forgeerp_test_fixtures::admin_base;
 
 /// The name of this test process's database, created on first use with the
 /// extension installed.
 pub fn database() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
     NAME.get_or_init(|| {
-        let name = format!("forgeerp_test_{}", std::process::id());
-        let mut db = recreate_database(&name);
-        match upgraded_from() {
-            // The contract holds on a database upgraded in place, too.
-            Some(version) => db
-                .batch_execute(&format!(
-                    "CREATE EXTENSION forgeerp VERSION '{version}'; ALTER EXTENSION forgeerp UPDATE"
-                ))
-                .unwrap_or_else(|e| panic!("install {version} and update: {e}")),
-            None => db.batch_execute("CREATE EXTENSION forgeerp").unwrap(),
-        }
+        let name = database_name("forgeerp_test", "");
+        let version = upgraded_from();
+        // The contract holds on a database upgraded in place, too.
+        let install = match &version {
+            Some(version) => Install::UpgradedFrom(version),
+            None => Install::Current,
+        };
+        fresh_database_blocking(&name, install);
         name
     })
 }
@@ -44,16 +37,8 @@ pub fn database() -> &'static str {
 /// Creates the database `name` anew (dropping one left over) and returns a
 /// superuser connection to it; nothing is installed in it yet.
 pub fn recreate_database(name: &str) -> Client {
-    let mut admin = Client::connect(&format!("{} dbname=postgres", admin_base()), NoTls).expect(
-        "cannot reach the test server: run scripts/setup.sh first (or set FORGEERP_TEST_ADMIN)",
-    );
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    Client::connect(&format!("{} dbname={name}", admin_base()), NoTls).unwrap()
+    Client::connect(&fresh_database_blocking(name, Install::Nothing), NoTls)
+        .unwrap_or_else(|e| panic!("connect to {name}: {e}"))
 }
 
 /// The released version the test database is installed at and then updated
@@ -67,13 +52,12 @@ pub fn upgraded_from() -> Option<String> {
 
 /// Connection string of the test database as `user`.
 pub fn url_as(user: &str) -> String {
-    format!("{} dbname={} user={user}", admin_base(), database())
+    format!("{} user={user}", conninfo(database()))
 }
 
 /// A superuser connection to the test database.
 pub fn connect() -> Client {
-    Client::connect(&format!("{} dbname={}", admin_base(), database()), NoTls)
-        .expect("connect to the test database")
+    Client::connect(&conninfo(database()), NoTls).expect("connect to the test database")
 }
 
 /// A connection to the test database as `user` (no password: the private cluster trusts loopback).

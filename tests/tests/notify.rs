@@ -3,6 +3,7 @@
 
 use fallible_iterator::FallibleIterator;
 use forgeerp_server_tests::*;
+use forgeerp_test_fixtures::{fresh_database_blocking, Install};
 use postgres::Client;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -309,10 +310,9 @@ fn a_database_whose_notifier_cannot_start_still_wakes_within_a_second() {
             std::process::id(),
             fillers.len()
         );
-        let mut db = recreate_database(&name);
+        let url = fresh_database_blocking(&name, Install::Current);
         fillers.push(name.clone());
-        let url = format!("{} dbname={name}", admin_base());
-        db.batch_execute("CREATE EXTENSION forgeerp").unwrap();
+        let mut db = Client::connect(&url, postgres::NoTls).unwrap();
         append(&mut db, id(), "t", id(), None, &ticks(1)).unwrap();
         let deadline = Instant::now() + Duration::from_secs(2);
         while notifier_pids(&mut db).is_empty() && Instant::now() < deadline {

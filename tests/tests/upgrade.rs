@@ -8,9 +8,9 @@
 
 use forgeerp_server_tests::attack::Attacker;
 use forgeerp_server_tests::{
-    admin_base, append, expect_state, id, recreate_database, store_fingerprint, ticks,
-    wait_for_feed,
+    admin_base, append, expect_state, id, store_fingerprint, ticks, wait_for_feed,
 };
+use forgeerp_test_fixtures::{database_name, fresh_database_blocking, Install};
 use postgres::{Client, NoTls};
 use serde_json::json;
 use uuid::Uuid;
@@ -79,20 +79,20 @@ impl Drop for Scratch {
 /// A new database `forgeerp_upgrade_test_<pid>_<suffix>` with the extension
 /// at `version` (None: the current one) and `APP_ROLE` granted.
 fn database_at(suffix: &str, version: Option<&str>) -> (Scratch, Client) {
-    let name = format!("forgeerp_upgrade_test_{}_{suffix}", std::process::id());
-    let mut db = recreate_database(&name);
-    db.batch_execute(&format!(
-        "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-    ))
-    .unwrap();
-    let create = match version {
-        Some(v) => format!("CREATE EXTENSION forgeerp VERSION '{v}'"),
-        None => "CREATE EXTENSION forgeerp".to_string(),
+    let name = database_name("forgeerp_upgrade_test", &format!("_{suffix}"));
+    connect("postgres")
+        .batch_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        ))
+        .unwrap();
+    let install = match version {
+        Some(v) => Install::At(v),
+        None => Install::Current,
     };
-    db.batch_execute(&format!(
-        "{create}; SELECT forgeerp.grant_usage('{APP_ROLE}')"
-    ))
-    .unwrap_or_else(|e| panic!("{create}: {e}"));
+    let mut db = Client::connect(&fresh_database_blocking(&name, install), NoTls)
+        .unwrap_or_else(|e| panic!("connect to {name}: {e}"));
+    db.batch_execute(&format!("SELECT forgeerp.grant_usage('{APP_ROLE}')"))
+        .unwrap();
     (Scratch(name), db)
 }
 
