@@ -81,7 +81,7 @@ mod boundary {
         ("expected_version", include_str!("expected_version.rs")),
         ("event", include_str!("event.rs")),
         ("aggregate", include_str!("aggregate.rs")),
-        ("inventory", include_str!("inventory.rs")),
+        ("inventory::aggregate", include_str!("inventory/aggregate.rs")),
         ("anomaly", include_str!("anomaly.rs")),
     ];
 

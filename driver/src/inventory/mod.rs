@@ -1,0 +1,8 @@
+//! The inventory domain: one `InventoryItem` aggregate per stock-keeping unit.
+//!
+//! The aggregate (its commands, events and errors) is re-exported here from
+//! the private `aggregate` file, so `inventory::InventoryItem` is its path.
+
+mod aggregate;
+
+pub use aggregate::{InventoryCommand, InventoryError, InventoryEvent, InventoryItem};
