@@ -4,5 +4,6 @@
 //! the private `aggregate` file, so `inventory::InventoryItem` is its path.
 
 mod aggregate;
+pub mod anomaly;
 
 pub use aggregate::{InventoryCommand, InventoryError, InventoryEvent, InventoryItem};
