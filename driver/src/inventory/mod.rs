@@ -5,5 +5,7 @@
 
 mod aggregate;
 pub mod anomaly;
+pub mod stock_projection;
+pub mod stock_reader;
 
 pub use aggregate::{InventoryCommand, InventoryError, InventoryEvent, InventoryItem};
