@@ -5,6 +5,8 @@
 
 mod aggregate;
 pub mod anomaly;
+pub mod anomaly_runner;
+pub mod insight_sink;
 pub mod stock_projection;
 pub mod stock_reader;
 
