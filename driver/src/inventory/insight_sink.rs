@@ -141,12 +141,10 @@ impl PgInsightSink {
         let rows = in_bound_transaction(pool, tenant_id, async |tx| {
             Ok(tx
                 .query(
-                "SELECT item_id, sku, name, kind, severity, score, observed, expected, occurred_at, explanation
-                   FROM forgeerp_read.ai_insights WHERE tenant_id = $1
-                  ORDER BY CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, occurred_at DESC",
-                &[&tenant_id.as_uuid()],
-            )
-            .await?)
+                    include_str!("../../sql/inventory/insights_of_tenant.sql"),
+                    &[&tenant_id.as_uuid()],
+                )
+                .await?)
         })
         .await?;
         rows.iter()
@@ -205,22 +203,24 @@ impl AiInsightSink for PgInsightSink {
         let names = column(|i| i.name.clone());
         let explanations = column(|i| i.explanation.clone());
         in_bound_transaction(&self.pool, tenant_id, async |tx| {
-        tx.execute(
-            "INSERT INTO forgeerp_read.ai_insights
-                 (tenant_id, item_id, kind, occurred_at, severity, score, observed, expected, sku, name, explanation)
-             SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::text[],
-                                      $6::float8[], $7::float8[], $8::float8[], $9::text[], $10::text[], $11::text[])
-             ON CONFLICT (tenant_id, item_id, kind, occurred_at) DO UPDATE
-                SET severity = excluded.severity, score = excluded.score,
-                    observed = excluded.observed, expected = excluded.expected, sku = excluded.sku,
-                    name = excluded.name, explanation = excluded.explanation, last_seen_at = now()",
-            &[
-                &tenant_id.as_uuid(), &items, &kinds, &at, &severities, &scores, &observed,
-                &expected, &skus, &names, &explanations,
-            ],
-        )
-        .await?;
-        Ok(())
+            tx.execute(
+                include_str!("../../sql/inventory/insights_upsert.sql"),
+                &[
+                    &tenant_id.as_uuid(),
+                    &items,
+                    &kinds,
+                    &at,
+                    &severities,
+                    &scores,
+                    &observed,
+                    &expected,
+                    &skus,
+                    &names,
+                    &explanations,
+                ],
+            )
+            .await?;
+            Ok(())
         })
         .await
     }

@@ -125,11 +125,17 @@ impl HistoryRuns {
             }
         }
         tx.execute(
-            "INSERT INTO forgeerp_read.stock_history_runs (tenant_id, aggregate_id, first_sequence, last_sequence, occurred_at, on_hand, reserved)
-             SELECT $1, a, f, f + n - 1, ($6::timestamptz[])[o : o + n - 1], ($7::bigint[])[o : o + n - 1], ($8::bigint[])[o : o + n - 1]
-               FROM unnest($2::uuid[], $3::bigint[], $4::int[], $5::int[]) AS u (a, f, n, o)
-             ON CONFLICT DO NOTHING",
-            &[&tenant, &self.items, &self.first, &lengths, &offsets, &occurred_at, &on_hand, &reserved],
+            include_str!("../../sql/inventory/stock_history_insert_runs.sql"),
+            &[
+                &tenant,
+                &self.items,
+                &self.first,
+                &lengths,
+                &offsets,
+                &occurred_at,
+                &on_hand,
+                &reserved,
+            ],
         )
         .await?;
         Ok(())
@@ -167,8 +173,7 @@ impl InventoryStockProjection {
         let rows = in_bound_transaction(pool, tenant_id, async |tx| {
             Ok(tx
                 .query(
-                    "SELECT sequence_number, occurred_at, on_hand, reserved FROM forgeerp_read.stock_history_points
-                      WHERE tenant_id = $1 AND aggregate_id = $2 ORDER BY sequence_number",
+                    include_str!("../../sql/inventory/stock_history_of_item.sql"),
                     &[&tenant_id.as_uuid(), &item.as_uuid()],
                 )
                 .await?)
@@ -196,12 +201,12 @@ impl InventoryStockProjection {
         tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
             .await?;
         tx.execute(
-            "DELETE FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2",
+            include_str!("../../sql/inventory/stock_levels_delete_tenant.sql"),
             &[&MODEL, &tenant_id.as_uuid()],
         )
         .await?;
         tx.execute(
-            "DELETE FROM forgeerp_read.stock_history_runs WHERE tenant_id = $1",
+            include_str!("../../sql/inventory/stock_history_delete_tenant.sql"),
             &[&tenant_id.as_uuid()],
         )
         .await?;
@@ -210,7 +215,7 @@ impl InventoryStockProjection {
         loop {
             let rows = tx
                 .query(
-                    "SELECT e.* FROM forgeerp.read_all($1, $2, 1000, $3) AS e",
+                    include_str!("../../sql/inventory/feed_page_of_tenant.sql"),
                     &[
                         &after.transaction_id,
                         &after.global_position,
@@ -292,7 +297,7 @@ impl PgProjection for InventoryStockProjection {
         keys.dedup();
         let rows = tx
             .query(
-                "SELECT key, value FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 AND key = ANY($3) FOR UPDATE",
+                include_str!("../../sql/inventory/stock_levels_lock.sql"),
                 &[&MODEL, &tenant, &keys],
             )
             .await?;
@@ -336,9 +341,7 @@ impl PgProjection for InventoryStockProjection {
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
             [&MODEL, &tenant, &keys, &values];
         let levels = tx.execute(
-            "INSERT INTO forgeerp_read.entries (model, tenant_id, key, value)
-             SELECT $1, $2, k, v FROM unnest($3::text[], $4::jsonb[]) AS u (k, v)
-             ON CONFLICT (model, tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = now()",
+            include_str!("../../sql/inventory/stock_levels_upsert.sql"),
             &params,
         );
         tokio::try_join!(levels, history.insert(tx, tenant))?;
@@ -360,7 +363,7 @@ impl PgProjection for InventoryStockProjection {
         );
         let row = tx
             .query_opt(
-                "SELECT value FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 AND key = $3 FOR UPDATE",
+                include_str!("../../sql/inventory/stock_level_lock.sql"),
                 &[&MODEL, &tenant, &key],
             )
             .await?;
@@ -377,7 +380,7 @@ impl PgProjection for InventoryStockProjection {
             let missing = (event.sequence_number - level.last_sequence - 1) as i32;
             let rows = tx
                 .query(
-                    "SELECT e.* FROM forgeerp.load_stream($1, $2, $3, $4) AS e",
+                    include_str!("../../sql/inventory/stream_missing_events.sql"),
                     &[&tenant, &item, &(level.last_sequence as i64 + 1), &missing],
                 )
                 .await?;
@@ -400,8 +403,7 @@ impl PgProjection for InventoryStockProjection {
         let value =
             serde_json::to_value(&level).map_err(|e| ProjectionError::Decode(e.to_string()))?;
         tx.execute(
-            "INSERT INTO forgeerp_read.entries (model, tenant_id, key, value) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (model, tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = now()",
+            include_str!("../../sql/inventory/stock_level_upsert.sql"),
             &[&MODEL, &tenant, &key, &value],
         )
         .await?;

@@ -42,14 +42,13 @@ impl ReadModelReader<InventorySnapshot> for InventoryStockReader {
             .await?;
         let levels = tx
             .query(
-                "SELECT key, value FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 ORDER BY key",
+                include_str!("../../sql/inventory/stock_levels_of_tenant.sql"),
                 &[&MODEL, &tenant_id.as_uuid()],
             )
             .await?;
         let points = tx
             .query(
-                "SELECT aggregate_id, occurred_at, on_hand, reserved FROM forgeerp_read.stock_history_points
-                  WHERE tenant_id = $1 ORDER BY aggregate_id, sequence_number",
+                include_str!("../../sql/inventory/stock_history_of_tenant.sql"),
                 &[&tenant_id.as_uuid()],
             )
             .await?;
