@@ -1,8 +1,14 @@
 //! `forgeerp-infra`: the driver of the forgeerp event store.
 //!
 //! Domain modules ([`ids`], [`expected_version`], [`event`], [`aggregate`],
-//! [`inventory`], [`anomaly`]) are pure and import nothing from the infrastructure
-//! modules ([`event_store`], [`event_bus`], [`command_dispatcher`]).
+//! and in the [`inventory`] tree the aggregate and [`inventory::anomaly`])
+//! are pure and import nothing from the infrastructure modules
+//! ([`event_store`], [`event_bus`], [`command_dispatcher`], [`read_model`],
+//! [`workers`], and the inventory tree's read side and AI job).
+//!
+//! Everything about inventory is in [`inventory`]; [`anomaly`],
+//! [`projections::inventory_stock`], [`ai::inventory_anomaly_runner`] and
+//! [`ai::insight_sink`] are its old paths, kept as re-exports.
 //!
 //! ```no_run
 //! use forgeerp_infra::{CommandDispatcher, PgEventStore, TenantId, AggregateId, RetryPolicy};
@@ -39,12 +45,6 @@ pub mod read_model;
 pub mod workers;
 
 pub use aggregate::Aggregate;
-pub use ai::insight_sink::{AiInsight, AiInsightSink, InMemoryInsightSink, PgInsightSink};
-pub use ai::inventory_anomaly_runner::{
-    AnomalyTrigger, InventoryAnomalyRunner, InventoryAnomalyRunnerHandle, RunnerConfig,
-    RunnerStats, TriggeringProjection,
-};
-pub use anomaly::{AnomalyDetector, InventorySnapshot};
 pub use command_dispatcher::{CommandDispatcher, DispatchError, Dispatched, RetryPolicy};
 pub use event::{DomainEvent, EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
 pub use event_bus::in_memory::InMemoryEventBus;
@@ -56,10 +56,15 @@ pub use event_store::publishing::PublishingEventStore;
 pub use event_store::{EventStore, EventStoreError};
 pub use expected_version::ExpectedVersion;
 pub use ids::{AggregateId, EventId, InvalidId, TenantId};
-pub use migrations::{migrate, Migration, MigrationError, MigrationReport};
-pub use projections::inventory_stock::{
-    InventoryStockProjection, InventoryStockReader, StockLevel, StockPoint,
+pub use inventory::anomaly::{AnomalyDetector, InventorySnapshot};
+pub use inventory::anomaly_runner::{
+    AnomalyTrigger, InventoryAnomalyRunner, InventoryAnomalyRunnerHandle, RunnerConfig,
+    RunnerStats, TriggeringProjection,
 };
+pub use inventory::insight_sink::{AiInsight, AiInsightSink, InMemoryInsightSink, PgInsightSink};
+pub use inventory::stock_projection::{InventoryStockProjection, StockLevel, StockPoint};
+pub use inventory::stock_reader::InventoryStockReader;
+pub use migrations::{migrate, Migration, MigrationError, MigrationReport};
 pub use read_model::tenant_store::{
     InMemoryTenantStore, PgTenantStore, ReadModelError, TenantStore,
 };
@@ -112,6 +117,11 @@ mod boundary {
                 "tokio",
                 "deadpool",
                 "tracing",
+                // The inventory tree's infrastructure files.
+                "stock_projection",
+                "stock_reader",
+                "anomaly_runner",
+                "insight_sink",
             ] {
                 assert!(
                     !source.contains(infrastructure),
