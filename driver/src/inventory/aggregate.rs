@@ -1,4 +1,5 @@
-//! The inventory domain: one `InventoryItem` aggregate per stock-keeping unit.
+//! The `InventoryItem` aggregate (pure domain): one per stock-keeping unit,
+//! its commands, events and errors.
 //!
 //! Invariants: on-hand stock never goes negative; nothing is reserved or
 //! shipped beyond what is available (on hand minus reserved); nothing happens
