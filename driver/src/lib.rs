@@ -48,6 +48,7 @@ pub mod inventory;
 pub mod migrations;
 pub mod projections;
 pub mod read_model;
+pub(crate) mod tenant_binding;
 pub mod workers;
 
 pub use aggregate::Aggregate;

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "isolate_checkpoints_and_parked_events",
         sql: include_str!("../sql/migrations/0003_isolate_checkpoints_and_parked_events.sql"),
     },
+    Migration {
+        version: 4,
+        name: "one_tenant_binding_rule",
+        sql: include_str!("../sql/migrations/0004_one_tenant_binding_rule.sql"),
+    },
 ];
 
 /// Why the schema could not be brought up to date.

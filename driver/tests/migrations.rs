@@ -297,3 +297,68 @@ async fn migrations_out_of_order_are_refused_before_anything_runs() {
     assert_eq!(error, MigrationError::BadNumbering { place: 1, found: 2 });
     assert_eq!(migrations::schema_version(&pool).await.unwrap(), 0);
 }
+
+/// Every row-level security policy of the driver's tables states the
+/// binding rule once, through `forgeerp_read.is_bound_tenant`, and none reads
+/// the setting itself; the function is inlined, so a bound read of one
+/// tenant's entries still uses the primary key's index.
+#[tokio::test]
+async fn every_policy_asks_the_one_binding_rule() {
+    let pool = pool_of("_policies").await;
+    forgeerp_infra::migrate(&pool).await.unwrap();
+    let client = pool.get().await.unwrap();
+    let policies = client
+        .query(
+            "SELECT tablename::text, qual, with_check FROM pg_policies
+              WHERE schemaname = 'forgeerp_read' ORDER BY tablename",
+            &[],
+        )
+        .await
+        .unwrap();
+    let tables: Vec<String> = policies.iter().map(|r| r.get(0)).collect();
+    assert_eq!(
+        tables,
+        [
+            "ai_insights",
+            "checkpoints",
+            "entries",
+            "parked_events",
+            "stock_history_runs"
+        ]
+    );
+    for row in &policies {
+        for clause in [row.get::<_, String>(1), row.get::<_, String>(2)] {
+            assert!(clause.contains("is_bound_tenant("), "{clause}");
+            assert!(!clause.contains("current_setting"), "{clause}");
+        }
+    }
+    // Superusers bypass row-level security: read as a plain role.
+    client
+        .batch_execute(
+            "DO $$ BEGIN CREATE ROLE forgeerp_policy_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             GRANT USAGE ON SCHEMA forgeerp_read TO forgeerp_policy_reader;
+             GRANT SELECT ON forgeerp_read.entries TO forgeerp_policy_reader;
+             SET ROLE forgeerp_policy_reader",
+        )
+        .await
+        .unwrap();
+    let plan: Vec<String> = client
+        .query(
+            "EXPLAIN (COSTS OFF) SELECT 1 FROM forgeerp_read.entries
+              WHERE model = 'm' AND tenant_id = 'a5f6c1de-1111-4222-8333-944445555666'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    client.batch_execute("RESET ROLE").await.unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("current_setting"),
+        "the policy applies: {plan}"
+    );
+    assert!(!plan.contains("is_bound_tenant"), "not inlined: {plan}");
+    assert!(plan.contains("Index"), "{plan}");
+}

@@ -10,6 +10,7 @@ use super::{batch_json, batch_target, EventStore, EventStoreError};
 use crate::event::{EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
 use crate::expected_version::ExpectedVersion;
 use crate::ids::{AggregateId, EventId, TenantId};
+use crate::tenant_binding::bound_tenant_arg;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use forgeerp_contract::SqlState;
@@ -18,15 +19,28 @@ use tokio_postgres::{NoTls, Row};
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// The bound-tenant argument: `bind_tenant` runs before the function it feeds.
-const APPEND: &str = "SELECT a.* FROM forgeerp.append(\
-     (SELECT $1::uuid FROM forgeerp.bind_tenant($1::uuid)), $2, $3, $4, $5) AS a";
-const LOAD_STREAM: &str = "SELECT e.* FROM forgeerp.load_stream(\
-     (SELECT $1::uuid FROM forgeerp.bind_tenant($1::uuid)), $2, $3) AS e";
-const STREAM_VERSION: &str =
-    "SELECT forgeerp.stream_version((SELECT $1::uuid FROM forgeerp.bind_tenant($1::uuid)), $2)";
-const READ_ALL_TENANT: &str = "SELECT e.* FROM forgeerp.read_all($1, $2, $3, \
-     (SELECT $4::uuid FROM forgeerp.bind_tenant($4::uuid))) AS e";
+// The tenant-scoped calls bind their implicit transaction to the tenant
+// inside the same statement (`bound_tenant_arg!`).
+const APPEND: &str = concat!(
+    "SELECT a.* FROM forgeerp.append(",
+    bound_tenant_arg!("1"),
+    ", $2, $3, $4, $5) AS a"
+);
+const LOAD_STREAM: &str = concat!(
+    "SELECT e.* FROM forgeerp.load_stream(",
+    bound_tenant_arg!("1"),
+    ", $2, $3) AS e"
+);
+const STREAM_VERSION: &str = concat!(
+    "SELECT forgeerp.stream_version(",
+    bound_tenant_arg!("1"),
+    ", $2)"
+);
+const READ_ALL_TENANT: &str = concat!(
+    "SELECT e.* FROM forgeerp.read_all($1, $2, $3, ",
+    bound_tenant_arg!("4"),
+    ") AS e"
+);
 const READ_ALL: &str = "SELECT e.* FROM forgeerp.read_all($1, $2, $3) AS e";
 
 /// The Postgres event store over a deadpool-postgres pool.

@@ -4,8 +4,8 @@
 
 use super::anomaly::{Anomaly, AnomalyKind, Severity};
 use crate::ids::{AggregateId, TenantId};
-use crate::read_model::tenant_store::in_bound_transaction;
 use crate::read_model::ReadModelError;
+use crate::tenant_binding::{in_bound_transaction, Access};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::{Deserialize, Serialize};
@@ -138,14 +138,19 @@ impl PgInsightSink {
         pool: &Pool,
         tenant_id: TenantId,
     ) -> Result<Vec<AiInsight>, ReadModelError> {
-        let rows = in_bound_transaction(pool, tenant_id, async |tx| {
-            Ok(tx
-                .query(
-                    include_str!("../../sql/inventory/insights_of_tenant.sql"),
-                    &[&tenant_id.as_uuid()],
-                )
-                .await?)
-        })
+        let rows = in_bound_transaction::<_, ReadModelError>(
+            pool,
+            tenant_id,
+            Access::ReadWrite,
+            async |tx| {
+                Ok(tx
+                    .query(
+                        include_str!("../../sql/inventory/insights_of_tenant.sql"),
+                        &[&tenant_id.as_uuid()],
+                    )
+                    .await?)
+            },
+        )
         .await?;
         rows.iter()
             .map(|r| {
@@ -202,26 +207,31 @@ impl AiInsightSink for PgInsightSink {
         let skus: Vec<Option<String>> = insights.iter().map(|i| i.sku.clone()).collect();
         let names = column(|i| i.name.clone());
         let explanations = column(|i| i.explanation.clone());
-        in_bound_transaction(&self.pool, tenant_id, async |tx| {
-            tx.execute(
-                include_str!("../../sql/inventory/insights_upsert.sql"),
-                &[
-                    &tenant_id.as_uuid(),
-                    &items,
-                    &kinds,
-                    &at,
-                    &severities,
-                    &scores,
-                    &observed,
-                    &expected,
-                    &skus,
-                    &names,
-                    &explanations,
-                ],
-            )
-            .await?;
-            Ok(())
-        })
+        in_bound_transaction::<_, ReadModelError>(
+            &self.pool,
+            tenant_id,
+            Access::ReadWrite,
+            async |tx| {
+                tx.execute(
+                    include_str!("../../sql/inventory/insights_upsert.sql"),
+                    &[
+                        &tenant_id.as_uuid(),
+                        &items,
+                        &kinds,
+                        &at,
+                        &severities,
+                        &scores,
+                        &observed,
+                        &expected,
+                        &skus,
+                        &names,
+                        &explanations,
+                    ],
+                )
+                .await?;
+                Ok(())
+            },
+        )
         .await
     }
 }

@@ -13,9 +13,8 @@ use crate::event::{DomainEvent, FeedPosition, StoredEvent};
 use crate::event_store::postgres::row_to_event;
 use crate::ids::{AggregateId, TenantId};
 use crate::inventory::{InventoryEvent, InventoryItem};
-use crate::read_model::tenant_store::{
-    in_bound_transaction, PgTenantStore, ReadModelError, TenantStore,
-};
+use crate::read_model::tenant_store::{PgTenantStore, ReadModelError, TenantStore};
+use crate::tenant_binding::{begin_bound, in_bound_transaction, Access};
 use crate::workers::projection_worker::{PgProjection, ProjectionError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -170,14 +169,19 @@ impl InventoryStockProjection {
         tenant_id: TenantId,
         item: AggregateId,
     ) -> Result<Vec<StockPoint>, ReadModelError> {
-        let rows = in_bound_transaction(pool, tenant_id, async |tx| {
-            Ok(tx
-                .query(
-                    include_str!("../../sql/inventory/stock_history_of_item.sql"),
-                    &[&tenant_id.as_uuid(), &item.as_uuid()],
-                )
-                .await?)
-        })
+        let rows = in_bound_transaction::<_, ReadModelError>(
+            pool,
+            tenant_id,
+            Access::ReadWrite,
+            async |tx| {
+                Ok(tx
+                    .query(
+                        include_str!("../../sql/inventory/stock_history_of_item.sql"),
+                        &[&tenant_id.as_uuid(), &item.as_uuid()],
+                    )
+                    .await?)
+            },
+        )
         .await?;
         Ok(rows
             .iter()
@@ -193,13 +197,8 @@ impl InventoryStockProjection {
     /// Throws away `tenant_id`'s stock and history and replays its events:
     /// the result equals what the live projection built. Returns the events applied.
     pub async fn rebuild_tenant(pool: &Pool, tenant_id: TenantId) -> Result<u64, ProjectionError> {
-        let mut client = pool.get().await.map_err(|e| ProjectionError::Database {
-            sqlstate: String::new(),
-            message: e.to_string(),
-        })?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
-            .await?;
+        let mut client = pool.get().await?;
+        let tx = begin_bound(&mut client, tenant_id, Access::ReadWrite).await?;
         tx.execute(
             include_str!("../../sql/inventory/stock_levels_delete_tenant.sql"),
             &[&MODEL, &tenant_id.as_uuid()],

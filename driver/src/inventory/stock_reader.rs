@@ -6,6 +6,7 @@ use super::stock_projection::{StockLevel, MODEL};
 use crate::ids::{AggregateId, TenantId};
 use crate::read_model::tenant_store::ReadModelError;
 use crate::read_model::ReadModelReader;
+use crate::tenant_binding::{begin_bound, Access};
 use chrono::Utc;
 use deadpool_postgres::Pool;
 
@@ -26,20 +27,9 @@ impl InventoryStockReader {
 
 impl ReadModelReader<InventorySnapshot> for InventoryStockReader {
     async fn snapshot(&self, tenant_id: TenantId) -> Result<InventorySnapshot, ReadModelError> {
-        let mut client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| ReadModelError::Connection(e.to_string()))?;
+        let mut client = self.pool.get().await?;
         // One consistent view of levels and history, bound to the tenant.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
-            .await?;
+        let tx = begin_bound(&mut client, tenant_id, Access::Snapshot).await?;
         let levels = tx
             .query(
                 include_str!("../../sql/inventory/stock_levels_of_tenant.sql"),

@@ -4,6 +4,7 @@
 //! rebuilds them. Every call names its tenant; no call can see another's rows.
 
 use crate::ids::TenantId;
+use crate::tenant_binding::{in_bound_transaction, Access};
 use deadpool_postgres::Pool;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -170,21 +171,6 @@ impl<K, V> PgTenantStore<K, V> {
     }
 }
 
-/// Runs `f` in a transaction of `pool` bound to `tenant_id` (`forgeerp.bind_tenant`).
-pub(crate) async fn in_bound_transaction<R>(
-    pool: &Pool,
-    tenant_id: TenantId,
-    f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<R, ReadModelError>,
-) -> Result<R, ReadModelError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    tx.execute("SELECT forgeerp.bind_tenant($1)", &[&tenant_id.as_uuid()])
-        .await?;
-    let result = f(&tx).await?;
-    tx.commit().await?;
-    Ok(result)
-}
-
 fn decode<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ReadModelError> {
     serde_json::from_value(value).map_err(|e| ReadModelError::Decode(e.to_string()))
 }
@@ -196,7 +182,7 @@ where
 {
     async fn get(&self, tenant_id: TenantId, key: &K) -> Result<Option<V>, ReadModelError> {
         let key = key.to_string();
-        in_bound_transaction(&self.pool, tenant_id, async |tx| {
+        in_bound_transaction::<_, ReadModelError>(&self.pool, tenant_id, Access::ReadWrite, async |tx| {
             let row = tx
                 .query_opt(
                     "SELECT value FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 AND key = $3",
@@ -212,7 +198,7 @@ where
         let key = key.to_string();
         let value =
             serde_json::to_value(value).map_err(|e| ReadModelError::Decode(e.to_string()))?;
-        in_bound_transaction(&self.pool, tenant_id, async |tx| {
+        in_bound_transaction::<_, ReadModelError>(&self.pool, tenant_id, Access::ReadWrite, async |tx| {
             tx.execute(
                 "INSERT INTO forgeerp_read.entries (model, tenant_id, key, value) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (model, tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = now()",
@@ -226,7 +212,7 @@ where
 
     async fn delete(&self, tenant_id: TenantId, key: &K) -> Result<bool, ReadModelError> {
         let key = key.to_string();
-        in_bound_transaction(&self.pool, tenant_id, async |tx| {
+        in_bound_transaction::<_, ReadModelError>(&self.pool, tenant_id, Access::ReadWrite, async |tx| {
             let deleted = tx
                 .execute(
                     "DELETE FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 AND key = $3",
@@ -239,7 +225,7 @@ where
     }
 
     async fn list(&self, tenant_id: TenantId) -> Result<Vec<(K, V)>, ReadModelError> {
-        in_bound_transaction(&self.pool, tenant_id, async |tx| {
+        in_bound_transaction::<_, ReadModelError>(&self.pool, tenant_id, Access::ReadWrite, async |tx| {
             let rows = tx
                 .query(
                     "SELECT key, value FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2 ORDER BY key",
@@ -258,14 +244,19 @@ where
     }
 
     async fn clear(&self, tenant_id: TenantId) -> Result<u64, ReadModelError> {
-        in_bound_transaction(&self.pool, tenant_id, async |tx| {
-            Ok(tx
-                .execute(
-                    "DELETE FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2",
-                    &[&self.model, &tenant_id.as_uuid()],
-                )
-                .await?)
-        })
+        in_bound_transaction::<_, ReadModelError>(
+            &self.pool,
+            tenant_id,
+            Access::ReadWrite,
+            async |tx| {
+                Ok(tx
+                    .execute(
+                        "DELETE FROM forgeerp_read.entries WHERE model = $1 AND tenant_id = $2",
+                        &[&self.model, &tenant_id.as_uuid()],
+                    )
+                    .await?)
+            },
+        )
         .await
     }
 }

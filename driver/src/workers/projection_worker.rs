@@ -13,6 +13,7 @@
 use crate::event::{FeedPosition, StoredEvent};
 use crate::event_bus::{EventBus, Subscription};
 use crate::ids::TenantId;
+use crate::tenant_binding::{begin_bound, switch_tenant, Access};
 use deadpool_postgres::Pool;
 use std::future::Future;
 use std::time::Duration;
@@ -298,18 +299,13 @@ async fn apply_batch_once<P: PgProjection>(
     for run in batch.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
         // The worker is trusted code moving between tenants on purpose, which
         // `bind_tenant` (one tenant per transaction) would refuse.
-        // Pipelined ahead of the run's first statement. Requests run in the
-        // order they are first polled, and `try_join!` polls `bind` first; it
-        // is a single simple-protocol request (a uuid, safe to inline), so it
-        // executes before anything of the run (a parameterized statement is
-        // two requests, prepare then execute, and could be overtaken).
+        // Pipelined ahead of the run's first statement: requests run in the
+        // order they are first polled, `try_join!` polls `bind` first, and
+        // `switch_tenant` is one request.
         let bind = async {
-            tx.batch_execute(&format!(
-                "SELECT pg_catalog.set_config('forgeerp.tenant_id', '{}', true)",
-                run[0].tenant_id.as_uuid()
-            ))
-            .await
-            .map_err(ProjectionError::from)
+            switch_tenant(&tx, run[0].tenant_id)
+                .await
+                .map_err(ProjectionError::from)
         };
         let saved = async {
             match checkpoint.take() {
@@ -357,12 +353,7 @@ async fn apply_once<P: PgProjection>(
     event: &StoredEvent,
 ) -> Result<(), ProjectionError> {
     let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT forgeerp.bind_tenant($1)",
-        &[&event.tenant_id.as_uuid()],
-    )
-    .await?;
+    let tx = begin_bound(&mut client, event.tenant_id, Access::ReadWrite).await?;
     projection.apply(&tx, event).await?;
     save_checkpoint(&tx, projection.name(), tenant_id, event).await?;
     tx.commit().await?;
