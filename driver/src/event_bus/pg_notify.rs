@@ -11,7 +11,7 @@
 
 use super::{BusError, EventBus, Subscription};
 use crate::event::{FeedPosition, StoredEvent};
-use crate::event_store::postgres::row_to_event;
+use crate::event_store::postgres::{row_to_event, FeedPage};
 use crate::event_store::EventStoreError;
 use crate::ids::TenantId;
 use forgeerp_contract::names::CHANNEL;
@@ -211,8 +211,7 @@ impl Follower {
         });
         let result = async {
             client.batch_execute(&format!("SET application_name = 'forgeerp-subscription'; LISTEN {CHANNEL}")).await?;
-            // tenant_id NULL: every tenant (the subscription binds none).
-            let read = client.prepare("SELECT e.* FROM forgeerp.read_all($1, $2, $3, $4) AS e").await?;
+            let read = client.prepare(self.page().statement()).await?;
             let mut tick = tokio::time::interval(self.config.poll_interval);
             // After a wake-up whose read found nothing, read again soon: the
             // event may be held back by an older transaction still in flight.
@@ -251,6 +250,16 @@ impl Follower {
 }
 
 impl Follower {
+    /// The next page to read: after the checkpoint, of the subscription's
+    /// tenant or of every tenant.
+    fn page(&self) -> FeedPage {
+        FeedPage {
+            after: self.position,
+            max: self.config.page_size,
+            tenant: self.tenant_id.map(|t| t.as_uuid()),
+        }
+    }
+
     /// Pages through the feed after the checkpoint until it has nothing more.
     /// Returns how many events were delivered, or None when the consumer is gone.
     async fn catch_up(
@@ -260,19 +269,7 @@ impl Follower {
     ) -> Result<Option<usize>, Lost> {
         let mut delivered = 0;
         loop {
-            let after = self.position;
-            let tenant = self.tenant_id.map(|t| t.as_uuid());
-            let rows = client
-                .query(
-                    read,
-                    &[
-                        &after.transaction_id,
-                        &after.global_position,
-                        &self.config.page_size,
-                        &tenant,
-                    ],
-                )
-                .await?;
+            let rows = client.query(read, &self.page().params()).await?;
             for row in &rows {
                 let event = row_to_event(row).map_err(Lost::Store)?;
                 let position = event.position();

@@ -43,6 +43,52 @@ const READ_ALL_TENANT: &str = concat!(
 );
 const READ_ALL: &str = "SELECT e.* FROM forgeerp.read_all($1, $2, $3) AS e";
 
+/// One page of the global feed: the one way the driver reads it (the
+/// store's `read_all`, the subscriptions, the projections' rebuilds).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FeedPage {
+    /// Read after this position.
+    pub after: FeedPosition,
+    /// At most this many events.
+    pub max: i32,
+    /// One tenant's events (the statement binds its transaction to it), or
+    /// every tenant's.
+    pub tenant: Option<Uuid>,
+}
+
+impl FeedPage {
+    /// A page of at most `max` events after `after`.
+    pub fn new(after: FeedPosition, max: usize, tenant_id: Option<TenantId>) -> Self {
+        FeedPage {
+            after,
+            max: i32::try_from(max).unwrap_or(i32::MAX),
+            tenant: tenant_id.map(|t| t.as_uuid()),
+        }
+    }
+
+    /// The statement: the same text for every page of one reader, so it
+    /// can be prepared once.
+    pub fn statement(&self) -> &'static str {
+        match self.tenant {
+            Some(_) => READ_ALL_TENANT,
+            None => READ_ALL,
+        }
+    }
+
+    /// The statement's parameters.
+    pub fn params(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &self.after.transaction_id,
+            &self.after.global_position,
+            &self.max,
+        ];
+        if let Some(tenant) = &self.tenant {
+            params.push(tenant);
+        }
+        params
+    }
+}
+
 /// The Postgres event store over a deadpool-postgres pool.
 #[derive(Clone)]
 pub struct PgEventStore {
@@ -309,28 +355,8 @@ impl EventStore for PgEventStore {
         max: usize,
         tenant_id: Option<TenantId>,
     ) -> Result<Vec<StoredEvent>, EventStoreError> {
-        let max = i32::try_from(max).unwrap_or(i32::MAX);
-        let rows = match tenant_id {
-            Some(tenant) => {
-                self.query_mapped(
-                    READ_ALL_TENANT,
-                    &[
-                        &after.transaction_id,
-                        &after.global_position,
-                        &max,
-                        &tenant.as_uuid(),
-                    ],
-                )
-                .await?
-            }
-            None => {
-                self.query_mapped(
-                    READ_ALL,
-                    &[&after.transaction_id, &after.global_position, &max],
-                )
-                .await?
-            }
-        };
+        let page = FeedPage::new(after, max, tenant_id);
+        let rows = self.query_mapped(page.statement(), &page.params()).await?;
         rows.iter().map(row_to_event).collect()
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::aggregate::Aggregate;
 use crate::event::{DomainEvent, FeedPosition, StoredEvent};
-use crate::event_store::postgres::row_to_event;
+use crate::event_store::postgres::{row_to_event, FeedPage};
 use crate::ids::{AggregateId, TenantId};
 use crate::inventory::{InventoryEvent, InventoryItem};
 use crate::read_model::tenant_store::{PgTenantStore, ReadModelError, TenantStore};
@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 
 /// The read model's name (its rows in `forgeerp_read.entries`).
 pub const MODEL: &str = "inventory_stock";
+
+/// Events per page of a rebuild's replay; a shorter page is the last.
+const REBUILD_PAGE: usize = 1000;
 
 /// The stock of one item as the projection keeps it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,16 +215,8 @@ impl InventoryStockProjection {
         let mut after = FeedPosition::default();
         let mut applied = 0;
         loop {
-            let rows = tx
-                .query(
-                    include_str!("../../sql/inventory/feed_page_of_tenant.sql"),
-                    &[
-                        &after.transaction_id,
-                        &after.global_position,
-                        &tenant_id.as_uuid(),
-                    ],
-                )
-                .await?;
+            let page = FeedPage::new(after, REBUILD_PAGE, Some(tenant_id));
+            let rows = tx.query(page.statement(), &page.params()).await?;
             let events = rows
                 .iter()
                 .map(row_to_event)
@@ -244,7 +239,7 @@ impl InventoryStockProjection {
                 }
             }
             applied += events.len() as u64;
-            if rows.len() < 1000 {
+            if rows.len() < REBUILD_PAGE {
                 break;
             }
         }
