@@ -102,3 +102,19 @@ macro_rules! bound_tenant_arg {
     };
 }
 pub(crate) use bound_tenant_arg;
+
+/// Runs one query in a read-only snapshot of `pool` bound to `tenant_id`.
+pub(crate) async fn query_bound<E>(
+    pool: &Pool,
+    tenant_id: TenantId,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, E>
+where
+    E: From<tokio_postgres::Error> + From<deadpool_postgres::PoolError>,
+{
+    in_bound_transaction(pool, tenant_id, Access::Snapshot, async |tx| {
+        Ok(tx.query(sql, params).await?)
+    })
+    .await
+}

@@ -5,7 +5,7 @@
 use super::anomaly::{Anomaly, AnomalyKind, Severity};
 use crate::ids::{AggregateId, TenantId};
 use crate::read_model::ReadModelError;
-use crate::tenant_binding::{in_bound_transaction, Access};
+use crate::tenant_binding::{in_bound_transaction, query_bound, Access};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::{Deserialize, Serialize};
@@ -138,18 +138,11 @@ impl PgInsightSink {
         pool: &Pool,
         tenant_id: TenantId,
     ) -> Result<Vec<AiInsight>, ReadModelError> {
-        let rows = in_bound_transaction::<_, ReadModelError>(
+        let rows: Vec<tokio_postgres::Row> = query_bound::<ReadModelError>(
             pool,
             tenant_id,
-            Access::ReadWrite,
-            async |tx| {
-                Ok(tx
-                    .query(
-                        include_str!("../../sql/inventory/insights_of_tenant.sql"),
-                        &[&tenant_id.as_uuid()],
-                    )
-                    .await?)
-            },
+            include_str!("../../sql/inventory/insights_of_tenant.sql"),
+            &[&tenant_id.as_uuid()],
         )
         .await?;
         rows.iter()

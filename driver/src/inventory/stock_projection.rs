@@ -14,7 +14,7 @@ use crate::event_store::postgres::{row_to_event, FeedPage};
 use crate::ids::{AggregateId, TenantId};
 use crate::inventory::{InventoryEvent, InventoryItem};
 use crate::read_model::tenant_store::{PgTenantStore, ReadModelError, TenantStore};
-use crate::tenant_binding::{begin_bound, in_bound_transaction, Access};
+use crate::tenant_binding::{begin_bound, query_bound, Access};
 use crate::workers::projection_worker::{PgProjection, ProjectionError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -172,18 +172,11 @@ impl InventoryStockProjection {
         tenant_id: TenantId,
         item: AggregateId,
     ) -> Result<Vec<StockPoint>, ReadModelError> {
-        let rows = in_bound_transaction::<_, ReadModelError>(
+        let rows: Vec<tokio_postgres::Row> = query_bound::<ReadModelError>(
             pool,
             tenant_id,
-            Access::ReadWrite,
-            async |tx| {
-                Ok(tx
-                    .query(
-                        include_str!("../../sql/inventory/stock_history_of_item.sql"),
-                        &[&tenant_id.as_uuid(), &item.as_uuid()],
-                    )
-                    .await?)
-            },
+            include_str!("../../sql/inventory/stock_history_of_item.sql"),
+            &[&tenant_id.as_uuid(), &item.as_uuid()],
         )
         .await?;
         Ok(rows
