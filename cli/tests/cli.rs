@@ -127,13 +127,13 @@ fn demo_runs_end_to_end_twice_and_rebuild_matches_the_live_projection() {
     // Two runs, four tenants, each with its own insights.
     let tenants = admin.query(
         &db,
-        "SELECT count(DISTINCT tenant_id) FROM forgeerp_read.ai_insights",
+        "SELECT count(DISTINCT tenant_id) FROM forgeerp_inventory.ai_insights",
     );
     assert_eq!(tenants[0][0].as_deref(), Some("4"));
 
     let live_sql = "SELECT tenant_id, key, value - 'updated_at' FROM forgeerp_read.entries WHERE model = 'inventory_stock' ORDER BY 1, 2";
     let history_sql = "SELECT h.tenant_id, h.aggregate_id, h.first_sequence + p.i - 1, p.h, p.r
-                         FROM forgeerp_read.stock_history_runs h, unnest(h.on_hand, h.reserved) WITH ORDINALITY p (h, r, i) ORDER BY 1, 2, 3";
+                         FROM forgeerp_inventory.stock_history_runs h, unnest(h.on_hand, h.reserved) WITH ORDINALITY p (h, r, i) ORDER BY 1, 2, 3";
     let (live, live_history) = (admin.query(&db, live_sql), admin.query(&db, history_sql));
     assert_eq!(live.len(), 16);
     let out = forgeerp(&url, &["rebuild", "--all"]);

@@ -1,6 +1,6 @@
 //! The driver's own tables (schema `forgeerp_read`: read models, checkpoints,
-//! parked events, stock history, AI insights), versioned by numbered
-//! migrations.
+//! parked events; schema `forgeerp_inventory`: stock history, AI insights),
+//! versioned by numbered migrations.
 //!
 //! [`migrate`] is the one call an application makes at start-up. Each
 //! migration runs once per database, in a transaction of its own, under an
@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "one_tenant_binding_rule",
         sql: include_str!("../sql/migrations/0004_one_tenant_binding_rule.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "inventory_schema",
+        sql: include_str!("../sql/migrations/0005_inventory_schema.sql"),
     },
 ];
 

@@ -441,8 +441,8 @@ async fn a_theft_like_drop_appended_through_the_dispatcher_becomes_an_insight_of
     owner
         .batch_execute(&format!(
             "CREATE ROLE {role} LOGIN; SELECT forgeerp.grant_usage('{role}');
-             GRANT USAGE ON SCHEMA forgeerp_read TO {role};
-             GRANT SELECT ON forgeerp_read.ai_insights TO {role};"
+             GRANT USAGE ON SCHEMA forgeerp_inventory TO {role};
+             GRANT SELECT ON forgeerp_inventory.ai_insights TO {role};"
         ))
         .await
         .unwrap();
@@ -457,7 +457,7 @@ async fn a_theft_like_drop_appended_through_the_dispatcher_becomes_an_insight_of
     .await
     .unwrap();
     let leaked = app
-        .query("SELECT * FROM forgeerp_read.ai_insights", &[])
+        .query("SELECT * FROM forgeerp_inventory.ai_insights", &[])
         .await
         .unwrap();
     assert!(leaked.is_empty(), "another tenant's insights are invisible");
@@ -467,7 +467,7 @@ async fn a_theft_like_drop_appended_through_the_dispatcher_becomes_an_insight_of
     .await
     .unwrap();
     let own = app
-        .query("SELECT * FROM forgeerp_read.ai_insights", &[])
+        .query("SELECT * FROM forgeerp_inventory.ai_insights", &[])
         .await
         .unwrap();
     assert_eq!(own.len(), victim_insights.len(), "its own are visible");

@@ -19,6 +19,12 @@ async fn pool_of(suffix: &str) -> Pool {
 
 async fn read_schema(pool: &Pool) -> Vec<String> {
     let client = pool.get().await.unwrap();
+    // Names in expressions come out schema-qualified, whatever this pooled
+    // session's search_path was.
+    client
+        .batch_execute("SET search_path = pg_catalog")
+        .await
+        .unwrap();
     client
         .query(READ_SCHEMA, &[])
         .await
@@ -46,6 +52,11 @@ fn all_versions() -> Vec<i32> {
     MIGRATIONS.iter().map(|m| m.version).collect()
 }
 
+/// Where the tables of any schema version are found by their bare names:
+/// migration 5 moved the inventory tables from `forgeerp_read` to
+/// `forgeerp_inventory`.
+const SCHEMAS: &str = "SET search_path = forgeerp_read, forgeerp_inventory, public;";
+
 /// Rows in every table that exists at schema version `version` (0: the
 /// tables as made before migrations were numbered, which is what migrations
 /// 1 and 2 make); returns the rows as text, table by table.
@@ -56,11 +67,11 @@ async fn write_rows(pool: &Pool, version: i32) -> Vec<String> {
     if version >= 1 {
         client
             .batch_execute(&format!(
-                "BEGIN; SELECT forgeerp.bind_tenant('{tenant}');
+                "{SCHEMAS} BEGIN; SELECT forgeerp.bind_tenant('{tenant}');
                  INSERT INTO forgeerp_read.entries (model, tenant_id, key, value) VALUES ('stock', '{tenant}', 'SKU-1', '{{\"on_hand\": 3}}');
                  INSERT INTO forgeerp_read.checkpoints (projection, tenant_key, transaction_id, global_position) VALUES ('stock', '*', 7, 42);
                  INSERT INTO forgeerp_read.parked_events VALUES ('stock', '{tenant}', gen_random_uuid(), gen_random_uuid(), 3, 7, 41, 'bad payload', 5);
-                 INSERT INTO forgeerp_read.stock_history_runs VALUES ('{tenant}', gen_random_uuid(), 1, 2, ARRAY[now(), now()], ARRAY[5, 3], ARRAY[0, 1]);
+                 INSERT INTO stock_history_runs VALUES ('{tenant}', gen_random_uuid(), 1, 2, ARRAY[now(), now()], ARRAY[5, 3], ARRAY[0, 1]);
                  COMMIT;"
             ))
             .await
@@ -75,8 +86,8 @@ async fn write_rows(pool: &Pool, version: i32) -> Vec<String> {
     if version >= 2 {
         client
             .batch_execute(&format!(
-                "BEGIN; SELECT forgeerp.bind_tenant('{tenant}');
-                 INSERT INTO forgeerp_read.ai_insights (tenant_id, item_id, kind, occurred_at, severity, score, observed, expected, name, explanation)
+                "{SCHEMAS} BEGIN; SELECT forgeerp.bind_tenant('{tenant}');
+                 INSERT INTO ai_insights (tenant_id, item_id, kind, occurred_at, severity, score, observed, expected, name, explanation)
                  VALUES ('{tenant}', gen_random_uuid(), 'theft_like_drop', now(), 'high', 9.5, 240, 12, 'M8 bolt', '240 units left');
                  COMMIT;"
             ))
@@ -89,14 +100,12 @@ async fn write_rows(pool: &Pool, version: i32) -> Vec<String> {
 
 async fn rows_of(pool: &Pool, tables: &[&str]) -> Vec<String> {
     let client = pool.get().await.unwrap();
+    client.batch_execute(SCHEMAS).await.unwrap();
     let mut rows = vec![];
     for table in tables {
         // As the superuser: row-level security does not hide rows from it.
         for row in client
-            .query(
-                &format!("SELECT t::text FROM forgeerp_read.{table} t ORDER BY 1"),
-                &[],
-            )
+            .query(&format!("SELECT t::text FROM {table} t ORDER BY 1"), &[])
             .await
             .unwrap()
         {
@@ -310,7 +319,7 @@ async fn every_policy_asks_the_one_binding_rule() {
     let policies = client
         .query(
             "SELECT tablename::text, qual, with_check FROM pg_policies
-              WHERE schemaname = 'forgeerp_read' ORDER BY tablename",
+              WHERE schemaname IN ('forgeerp_read', 'forgeerp_inventory') ORDER BY tablename",
             &[],
         )
         .await
@@ -361,4 +370,47 @@ async fn every_policy_asks_the_one_binding_rule() {
     );
     assert!(!plan.contains("is_bound_tenant"), "not inlined: {plan}");
     assert!(plan.contains("Index"), "{plan}");
+}
+
+/// Migration 5 moves the inventory tables to `forgeerp_inventory`; a role
+/// that could use `forgeerp_read` can use the new schema too, and no other.
+#[tokio::test]
+async fn moving_the_inventory_tables_keeps_who_may_reach_them() {
+    let pool = pool_of("_inventory_schema").await;
+    migrations::apply(&pool, MIGRATIONS, Some(4)).await.unwrap();
+    let client = pool.get().await.unwrap();
+    client
+        .batch_execute(
+            "DO $$ BEGIN CREATE ROLE forgeerp_reader_before; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             DO $$ BEGIN CREATE ROLE forgeerp_stranger; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             GRANT USAGE ON SCHEMA forgeerp_read TO forgeerp_reader_before;
+             GRANT SELECT ON forgeerp_read.ai_insights TO forgeerp_reader_before;",
+        )
+        .await
+        .unwrap();
+    drop(client);
+    let report = forgeerp_infra::migrate(&pool).await.unwrap();
+    assert!(report.applied.contains(&5), "{report:?}");
+    let client = pool.get().await.unwrap();
+    let may = |role: &'static str, what: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(what, &[&role])
+                .await
+                .unwrap()
+                .get::<_, bool>(0)
+        }
+    };
+    let usage = "SELECT has_schema_privilege($1, 'forgeerp_inventory', 'USAGE')";
+    let select = "SELECT has_table_privilege($1, 'forgeerp_inventory.ai_insights', 'SELECT')";
+    assert!(may("forgeerp_reader_before", usage).await);
+    assert!(may("forgeerp_reader_before", select).await);
+    assert!(!may("forgeerp_stranger", usage).await);
+    let moved: Option<String> = client
+        .query_one("SELECT to_regclass('forgeerp_read.ai_insights')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(moved, None, "nothing of inventory is left in forgeerp_read");
 }

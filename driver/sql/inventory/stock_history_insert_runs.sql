@@ -3,7 +3,7 @@
 -- $3 first sequence number, $4 length and $5 offset (1-based) into the flat
 -- arrays $6 occurred_at, $7 on hand and $8 reserved. A run whose first
 -- sequence number is stored already is left alone.
-INSERT INTO forgeerp_read.stock_history_runs
+INSERT INTO forgeerp_inventory.stock_history_runs
        (tenant_id, aggregate_id, first_sequence, last_sequence, occurred_at, on_hand, reserved)
 SELECT $1, a, f, f + n - 1,
        ($6::timestamptz[])[o : o + n - 1], ($7::bigint[])[o : o + n - 1], ($8::bigint[])[o : o + n - 1]

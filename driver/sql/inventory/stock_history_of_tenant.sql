@@ -1,5 +1,5 @@
 -- Every item's stock history of a tenant, item by item, oldest first
 -- (InventoryStockReader's snapshot). $1 tenant.
-SELECT aggregate_id, occurred_at, on_hand, reserved FROM forgeerp_read.stock_history_points
+SELECT aggregate_id, occurred_at, on_hand, reserved FROM forgeerp_inventory.stock_history_points
  WHERE tenant_id = $1
  ORDER BY aggregate_id, sequence_number

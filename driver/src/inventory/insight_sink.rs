@@ -1,5 +1,5 @@
 //! Where AI jobs put their insights: [`InMemoryInsightSink`] for tests and
-//! [`PgInsightSink`] (`forgeerp_read.ai_insights`, tenant-isolated) for
+//! [`PgInsightSink`] (`forgeerp_inventory.ai_insights`, tenant-isolated) for
 //! operators. Insights are not domain events: nothing here touches the streams.
 
 use super::anomaly::{Anomaly, AnomalyKind, Severity};
@@ -120,7 +120,7 @@ impl AiInsightSink for InMemoryInsightSink {
     }
 }
 
-/// Insights in `forgeerp_read.ai_insights`, one row per finding, written
+/// Insights in `forgeerp_inventory.ai_insights`, one row per finding, written
 /// through the tenant binding.
 #[derive(Clone)]
 pub struct PgInsightSink {

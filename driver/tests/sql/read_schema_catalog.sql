@@ -1,11 +1,12 @@
--- The driver's schema forgeerp_read as sorted lines (tables, columns in
+-- The driver's schemas (forgeerp_read, forgeerp_inventory) as sorted lines (tables, columns in
 -- order, constraints, indexes, policies, views, row-level security), minus
 -- the migrations' own bookkeeping: two databases with equal schemas give
 -- equal lines.
 WITH tables AS (
-    SELECT c.oid, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity, c.reloptions
+    SELECT c.oid, n.nspname || '.' || c.relname AS relname, c.relkind, c.relrowsecurity,
+           c.relforcerowsecurity, c.reloptions
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = 'forgeerp_read'
+     WHERE n.nspname IN ('forgeerp_read', 'forgeerp_inventory')
 )
 SELECT line FROM (
     SELECT pg_catalog.format('relation %s kind=%s rls=%s force_rls=%s options=%s',
