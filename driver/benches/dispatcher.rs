@@ -26,13 +26,7 @@ fn median(mut rates: Vec<f64>) -> f64 {
 
 fn receive(tenant: TenantId, item: AggregateId) -> UncommittedEvent {
     let event = InventoryEvent::StockReceived { quantity: 1 };
-    UncommittedEvent::new(
-        tenant,
-        InventoryItem::AGGREGATE_TYPE,
-        item,
-        event.event_type(),
-        event.to_payload().unwrap(),
-    )
+    UncommittedEvent::from_domain(tenant, InventoryItem::AGGREGATE_TYPE, item, &event).unwrap()
 }
 
 /// `streams` streams of `per_stream` commands each, `CLIENTS` tasks; per second.
@@ -122,13 +116,11 @@ async fn rehydration(store: &Arc<PgEventStore>, length: usize) -> (Duration, Dur
         sku: "S".into(),
         name: "N".into(),
     };
-    let mut batch = vec![UncommittedEvent::new(
-        tenant,
-        InventoryItem::AGGREGATE_TYPE,
-        item,
-        create.event_type(),
-        create.to_payload().unwrap(),
-    )];
+    let mut batch =
+        vec![
+            UncommittedEvent::from_domain(tenant, InventoryItem::AGGREGATE_TYPE, item, &create)
+                .unwrap(),
+        ];
     batch.extend((1..length).map(|_| receive(tenant, item)));
     store
         .append(batch, ExpectedVersion::NoStream)

@@ -7,9 +7,8 @@
 
 use forgeerp_infra::inventory::{InventoryEvent, InventoryItem};
 use forgeerp_infra::{
-    Aggregate, AggregateId, DomainEvent, EventStore, ExpectedVersion, FeedPosition,
-    InventoryStockProjection, PgEventStore, PgNotifyEventBus, ProjectionWorker, TenantId,
-    UncommittedEvent, WorkerConfig,
+    Aggregate, AggregateId, EventStore, ExpectedVersion, FeedPosition, InventoryStockProjection,
+    PgEventStore, PgNotifyEventBus, ProjectionWorker, TenantId, UncommittedEvent, WorkerConfig,
 };
 use forgeerp_test_fixtures::{fresh_database, Install};
 use std::time::{Duration, Instant};
@@ -20,13 +19,7 @@ const RATE: u64 = 200;
 const LATENCY_SECONDS: u64 = 10;
 
 fn event(tenant: TenantId, item: AggregateId, event: InventoryEvent) -> UncommittedEvent {
-    UncommittedEvent::new(
-        tenant,
-        InventoryItem::AGGREGATE_TYPE,
-        item,
-        event.event_type(),
-        event.to_payload().unwrap(),
-    )
+    UncommittedEvent::from_domain(tenant, InventoryItem::AGGREGATE_TYPE, item, &event).unwrap()
 }
 
 async fn checkpoint(store: &PgEventStore) -> FeedPosition {

@@ -196,16 +196,13 @@ impl<S: EventStore> CommandDispatcher<S> {
                 let uncommitted = decided
                     .iter()
                     .map(|event| {
-                        let payload = event
-                            .to_payload()
-                            .map_err(|e| EventStoreError::InvalidAppend(e.to_string()))?;
-                        Ok(UncommittedEvent::new(
+                        Ok(UncommittedEvent::from_domain(
                             tenant_id,
                             A::AGGREGATE_TYPE,
                             aggregate_id,
-                            event.event_type(),
-                            payload,
+                            event,
                         )
+                        .map_err(|e| EventStoreError::InvalidAppend(e.to_string()))?
                         .with_metadata(metadata.clone()))
                     })
                     .collect::<Result<Vec<_>, EventStoreError>>()?;

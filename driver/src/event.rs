@@ -51,6 +51,23 @@ impl UncommittedEvent {
         }
     }
 
+    /// A new event ([`UncommittedEvent::new`]) of a typed domain event: its
+    /// type name and its payload.
+    pub fn from_domain<E: DomainEvent>(
+        tenant_id: TenantId,
+        aggregate_type: impl Into<String>,
+        aggregate_id: AggregateId,
+        event: &E,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self::new(
+            tenant_id,
+            aggregate_type,
+            aggregate_id,
+            event.event_type(),
+            event.to_payload()?,
+        ))
+    }
+
     /// The same event with the given metadata object.
     pub fn with_metadata(mut self, metadata: Value) -> Self {
         self.metadata = metadata;
