@@ -64,6 +64,9 @@ max_connections = 200
 # One notifier worker per database that appends (it exits after 30 s idle):
 # room for the test suites' many databases besides PostgreSQL's own workers.
 max_worker_processes = 32
+# The feed tests prepare a transaction (two-phase commit) to show it holds
+# the feed back like an open one.
+max_prepared_transactions = 8
 shared_buffers = 512MB
 shared_preload_libraries = 'forgeerp'
 log_min_messages = warning

@@ -178,3 +178,67 @@ pub fn wait_for_feed(db: &mut Client) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A session's part in an [`overlapped`] race, run on a thread of its own.
+pub type Waiter<T> = Box<dyn FnOnce(&mut Client) -> T + Send>;
+
+/// A race made to overlap for certain: `first` runs in a transaction that is
+/// held open until each of `waiters` (each on a thread and a session of its
+/// own) shows in `pg_stat_activity` as waiting on a lock; then `first`'s
+/// transaction commits and the waiters' results come back, in order.
+/// Panics if a waiter is not seen waiting within 10 s (it did not queue
+/// behind the first writer: a lock is missing) or finishes while the first
+/// still holds its transaction.
+pub fn overlapped<T: Send + 'static>(
+    first: impl FnOnce(&mut postgres::Transaction<'_>),
+    waiters: Vec<Waiter<T>>,
+) -> Vec<T> {
+    let mut holder = connect();
+    let mut tx = holder.transaction().unwrap();
+    first(&mut tx);
+    let (pids, started) = std::sync::mpsc::channel();
+    let handles: Vec<_> = waiters
+        .into_iter()
+        .map(|waiter| {
+            let pids = pids.clone();
+            std::thread::spawn(move || {
+                let mut db = connect();
+                let pid: i32 = db.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+                pids.send(pid).unwrap();
+                waiter(&mut db)
+            })
+        })
+        .collect();
+    let pids: Vec<i32> = (0..handles.len())
+        .map(|_| started.recv().unwrap())
+        .collect();
+    let mut watcher = connect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1) AND wait_event_type = 'Lock'",
+                &[&pids],
+            )
+            .unwrap()
+            .get(0);
+        if waiting == pids.len() as i64 {
+            break;
+        }
+        assert!(
+            handles.iter().all(|h| !h.is_finished()),
+            "a waiter finished while the first writer held its transaction: it did not queue behind it"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {waiting} of {} waiters queued behind the first writer's lock",
+            pids.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    tx.commit().unwrap();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("waiter thread"))
+        .collect()
+}

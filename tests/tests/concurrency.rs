@@ -1,4 +1,7 @@
-//! Writers that really race: separate sessions released together by a barrier.
+//! Writers that really race. The outcome tests overlap for certain
+//! ([`overlapped`]: the first writer's transaction is held open until the
+//! others are seen waiting on its lock); the stress test releases many
+//! sessions together with a barrier.
 
 use forgeerp_server_tests::*;
 use serde_json::json;
@@ -33,26 +36,58 @@ fn outcome(result: Result<Vec<postgres::Row>, postgres::Error>) -> Result<usize,
     result.map(|rows| rows.len()).map_err(|e| sqlstate(&e))
 }
 
+/// A writer that appends `batch` to one stream at `expected`, as a waiter of [`overlapped`].
+fn writer(
+    tenant: Uuid,
+    item: Uuid,
+    expected: Option<i64>,
+    batch: serde_json::Value,
+) -> Waiter<Result<usize, String>> {
+    Box::new(move |db| outcome(append(db, tenant, "t", item, expected, &batch)))
+}
+
 #[test]
 fn two_writers_at_the_same_expected_version_one_wins_the_other_gets_es001() {
-    for round in 0..30 {
-        let (tenant, item) = (id(), id());
-        append(&mut connect(), tenant, "t", item, Some(0), &ticks(1)).unwrap();
-        let results = race(2, move |db, _| {
-            outcome(append(db, tenant, "t", item, Some(1), &ticks(2)))
-        });
-        let wins = results.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(wins, 1, "round {round}: {results:?}");
-        assert!(
-            results.contains(&Err("ES001".into())),
-            "round {round}: loser must get ES001, got {results:?}"
-        );
-        assert_eq!(events_of(&mut connect(), tenant), 3);
-    }
+    let (tenant, item) = (id(), id());
+    append(&mut connect(), tenant, "t", item, Some(0), &ticks(1)).unwrap();
+    let results = overlapped(
+        |tx| {
+            append(tx, tenant, "t", item, Some(1), &ticks(2)).unwrap();
+        },
+        vec![writer(tenant, item, Some(1), ticks(2))],
+    );
+    assert_eq!(
+        results,
+        [Err("ES001".to_string())],
+        "the loser, after the winner committed"
+    );
+    assert_eq!(events_of(&mut connect(), tenant), 3);
 }
 
 #[test]
 fn racing_to_create_a_stream_one_wins_the_others_get_es001() {
+    let (tenant, item) = (id(), id());
+    let results = overlapped(
+        |tx| {
+            append(tx, tenant, "t", item, Some(0), &ticks(1)).unwrap();
+        },
+        vec![
+            writer(tenant, item, Some(0), ticks(1)),
+            writer(tenant, item, Some(0), ticks(1)),
+        ],
+    );
+    assert_eq!(
+        results,
+        [Err("ES001".to_string()), Err("ES001".to_string())],
+        "never 23505"
+    );
+    assert_eq!(events_of(&mut connect(), tenant), 1);
+}
+
+/// Without a held transaction: many writers released together, round after
+/// round, still never see anything but one winner and ES001.
+#[test]
+fn racing_writers_released_together_see_one_winner_and_es001() {
     for round in 0..30 {
         let (tenant, item) = (id(), id());
         let results = race(3, move |db, _| {
@@ -118,33 +153,53 @@ fn writers_with_any_version_never_fail_and_never_interleave_their_batches() {
 
 #[test]
 fn under_repeatable_read_a_lost_race_is_es001_or_a_serialization_failure() {
-    for _ in 0..10 {
-        let (tenant, item) = (id(), id());
-        append(&mut connect(), tenant, "t", item, Some(0), &ticks(1)).unwrap();
-        let results = race(2, move |db, _| {
-            let mut tx = db
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .start()
-                .unwrap();
-            let result = outcome(append(&mut tx, tenant, "t", item, Some(1), &ticks(1)));
-            if result.is_ok() {
-                tx.commit().unwrap();
-            }
-            result
-        });
-        assert_eq!(
-            results.iter().filter(|r| r.is_ok()).count(),
-            1,
-            "{results:?}"
-        );
-        assert!(
-            results
-                .iter()
-                .all(|r| r.is_ok() || *r == Err("ES001".into()) || *r == Err("40001".into())),
-            "{results:?}"
-        );
-    }
+    let (tenant, item) = (id(), id());
+    append(&mut connect(), tenant, "t", item, Some(0), &ticks(1)).unwrap();
+    let loser: Waiter<Result<usize, String>> = Box::new(move |db| {
+        let mut tx = db
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .unwrap();
+        // The snapshot is taken before the winner commits.
+        tx.batch_execute("SELECT 1").unwrap();
+        let result = outcome(append(&mut tx, tenant, "t", item, Some(1), &ticks(1)));
+        if result.is_ok() {
+            tx.commit().unwrap();
+        }
+        result
+    });
+    let results = overlapped(
+        |tx| {
+            append(tx, tenant, "t", item, Some(1), &ticks(1)).unwrap();
+        },
+        vec![loser],
+    );
+    assert!(
+        results == [Err("ES001".to_string())] || results == [Err("40001".to_string())],
+        "{results:?}"
+    );
+    assert_eq!(events_of(&mut connect(), tenant), 2);
+}
+
+/// A writer waiting for a stream's lock gives up at `lock_timeout`, with
+/// PostgreSQL's own 55P03, and stores nothing.
+#[test]
+fn a_writer_waiting_for_the_stream_lock_honours_lock_timeout() {
+    let (tenant, item) = (id(), id());
+    let mut holder = connect();
+    let mut tx = holder.transaction().unwrap();
+    append(&mut tx, tenant, "t", item, None, &ticks(1)).unwrap();
+    let mut other = connect();
+    other.batch_execute("SET lock_timeout = '200ms'").unwrap();
+    let started = std::time::Instant::now();
+    expect_state(
+        append(&mut other, tenant, "t", item, None, &ticks(1)),
+        "55P03",
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    tx.commit().unwrap();
+    assert_eq!(events_of(&mut connect(), tenant), 1);
 }
 
 #[test]

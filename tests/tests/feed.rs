@@ -68,6 +68,63 @@ fn an_early_transaction_that_commits_late_is_not_skipped() {
     );
 }
 
+/// Rolls the prepared transaction back if the test ends before committing
+/// it: a prepared transaction left behind would hold every feed of the
+/// cluster back for good.
+struct Prepared<'a>(&'a str, bool);
+
+impl Drop for Prepared<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            let _ = connect().batch_execute(&format!("ROLLBACK PREPARED '{}'", self.0));
+        }
+    }
+}
+
+/// A prepared transaction (`PREPARE TRANSACTION`) holds the feed back like
+/// an open one until `COMMIT PREPARED`, and `feed_holdback` names it.
+#[test]
+fn a_prepared_transaction_holds_the_feed_back_until_it_commits() {
+    let tenant = id();
+    let gid = format!("forgeerp_feed_test_{}", id());
+    let mut reader = connect();
+    let mut cursor = (0, 0);
+    drain(&mut reader, Some(tenant), &mut cursor, 100);
+
+    let mut early = connect();
+    early.batch_execute("BEGIN").unwrap();
+    let first = append(&mut early, tenant, "t", id(), None, &ticks(1)).unwrap();
+    early
+        .batch_execute(&format!("PREPARE TRANSACTION '{gid}'"))
+        .unwrap();
+    let mut guard = Prepared(&gid, false);
+    drop(early); // the session is gone; the prepared transaction stays
+    let second = append(&mut connect(), tenant, "t", id(), None, &ticks(1)).unwrap();
+
+    assert!(
+        drain(&mut reader, Some(tenant), &mut cursor, 100).is_empty(),
+        "the later commit waits for the prepared transaction"
+    );
+    let holders: Vec<(String, Option<String>)> = reader
+        .query("SELECT kind, gid FROM forgeerp.feed_holdback", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(
+        holders.contains(&("prepared transaction".to_string(), Some(gid.clone()))),
+        "feed_holdback names it: {holders:?}"
+    );
+
+    reader
+        .batch_execute(&format!("COMMIT PREPARED '{gid}'"))
+        .unwrap();
+    guard.1 = true;
+    let seen = drain(&mut reader, Some(tenant), &mut cursor, 100);
+    let expected: Vec<Uuid> = vec![first[0].get("event_id"), second[0].get("event_id")];
+    assert_eq!(seen, expected, "both, in feed order, once committed");
+}
+
 #[test]
 fn a_rolled_back_append_never_appears() {
     let tenant = id();

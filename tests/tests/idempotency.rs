@@ -207,6 +207,32 @@ fn concurrent_retries_of_one_batch_store_it_once() {
         event_with_id(id(), "A", json!({})),
         event_with_id(id(), "B", json!({}))
     ]);
+    // The retries queue behind the first append's lock while it is in
+    // flight, then find it committed: each gets the stored rows back.
+    let retry = |batch: serde_json::Value| -> Waiter<_> {
+        Box::new(move |db| {
+            returned(&append(db, tenant, "t", item, None, &batch).expect("a retry never fails"))
+        })
+    };
+    let mut first = Vec::new();
+    let results = overlapped(
+        |tx| first = returned(&append(tx, tenant, "t", item, None, &batch).unwrap()),
+        vec![
+            retry(batch.clone()),
+            retry(batch.clone()),
+            retry(batch.clone()),
+        ],
+    );
+    for result in &results {
+        assert_eq!(
+            result, &first,
+            "every caller sees the first append's stored rows"
+        );
+    }
+    assert_eq!(events_of(&mut connect(), tenant), 2);
+
+    // Released together without a held transaction, too.
+    let (tenant, item) = (id(), id());
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
     let handles: Vec<_> = (0..4)
         .map(|_| {

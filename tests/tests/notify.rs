@@ -356,3 +356,54 @@ fn a_database_whose_notifier_cannot_start_still_wakes_within_a_second() {
         "tenants not woken within a second: {missing:?}"
     );
 }
+
+/// More distinct tenants in one round than the notifier keeps pending (512)
+/// become one `{"tenant_id": null}`, "any tenant": a listener of any of them
+/// is woken, by its own tenant's notification or by the null one.
+#[test]
+fn more_than_512_pending_tenants_wake_everyone_with_one_null() {
+    let mut listen = listener();
+    let tenants: Vec<Uuid> = (0..600).map(|_| id()).collect();
+    let mut db = connect();
+    // The rule is the notifier's: have one running first (an append starts
+    // it; the transaction below keeps it from idling out).
+    append(&mut db, id(), "t", id(), None, &ticks(1)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while notifier_pids(&mut db).is_empty() {
+        assert!(Instant::now() < deadline, "no notifier started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut tx = db.transaction().unwrap();
+    for tenant in &tenants {
+        append(&mut tx, *tenant, "t", id(), None, &ticks(1)).unwrap();
+    }
+    tx.commit().unwrap();
+
+    let ours: std::collections::HashSet<String> = tenants.iter().map(|t| t.to_string()).collect();
+    let (mut named, mut nulls) = (std::collections::HashSet::new(), 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while nulls == 0 && Instant::now() < deadline {
+        let mut notifications = listen.notifications();
+        let mut iter = notifications.timeout_iter(Duration::from_millis(100));
+        while let Some(n) = iter.next().unwrap() {
+            let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+            match &payload["tenant_id"] {
+                serde_json::Value::Null => nulls += 1,
+                serde_json::Value::String(t) if ours.contains(t) => {
+                    named.insert(t.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(nulls, 1, "one wake-up for any tenant");
+    assert!(
+        named.len() <= 512,
+        "at most 512 tenants named, got {}",
+        named.len()
+    );
+    assert!(
+        named.len() < tenants.len(),
+        "the rest were covered by the null"
+    );
+}

@@ -212,6 +212,9 @@ fn an_application_role_cannot_cross_its_bound_tenant() {
         &json!([{"event_type": "Secret", "payload": {"pin": 1234}}]),
     )
     .unwrap();
+    let own_event = append(&mut db, mine, "t", id(), None, &ticks(1)).unwrap()[0]
+        .get::<_, uuid::Uuid>("event_id");
+    wait_for_feed(&mut db);
     let mut app = connect_as(&role);
     let mut tx = app.transaction().unwrap();
     tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine])
@@ -227,13 +230,19 @@ fn an_application_role_cannot_cross_its_bound_tenant() {
     let mut tx = app.transaction().unwrap();
     tx.execute("SELECT forgeerp.bind_tenant($1)", &[&mine])
         .unwrap();
-    let leaked = tx
+    let seen: Vec<(uuid::Uuid, uuid::Uuid)> = tx
         .query(
-            "SELECT * FROM forgeerp.read_all(0, 0, 1000000) WHERE tenant_id = $1",
-            &[&theirs],
+            "SELECT tenant_id, event_id FROM forgeerp.read_all(0, 0, 1000000)",
+            &[],
         )
-        .unwrap();
-    assert!(leaked.is_empty());
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    // The positive control: the bound tenant's own event is there, so an
+    // empty answer would not pass for isolation.
+    assert!(seen.contains(&(mine, own_event)), "{seen:?}");
+    assert!(seen.iter().all(|(tenant, _)| *tenant == mine), "{seen:?}");
 }
 
 #[test]
