@@ -251,14 +251,44 @@ async fn count_events(store: &PgEventStore) -> i64 {
         .get(0)
 }
 
+/// Each fault on its own: a reader that always fails (the sink is never
+/// reached), then a reader that works and a sink that always fails (the
+/// sink is called, and fails, again and again). Neither disturbs appends
+/// or the projection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_sink_and_a_failing_reader_do_not_disturb_appends_or_projections() {
-    let (_, store, bus) = setup("_anomaly_isolation").await;
+    let (stats, sink_calls) = busy_failing_runner("_anomaly_failing_reader", u32::MAX).await;
+    assert!(
+        stats.runs >= 2 && stats.failed_attempts >= 2,
+        "the runner was busy failing meanwhile: {stats:?}"
+    );
+    assert_eq!(sink_calls, 0, "a failing reader leaves nothing to emit");
+
+    let (stats, sink_calls) = busy_failing_runner("_anomaly_failing_sink", 0).await;
+    assert!(
+        stats.runs >= 2 && stats.failed_attempts >= 2,
+        "the runner was busy failing meanwhile: {stats:?}"
+    );
+    assert!(
+        sink_calls >= 2,
+        "the failing sink was really called: {sink_calls}"
+    );
+}
+
+/// Appends and a projection under load while a runner, triggered by the
+/// projection and retrying fast, fails: its reader fails `reader_failures`
+/// times (then works), its sink always. Returns the runner's stats and how
+/// often the sink was called.
+async fn busy_failing_runner(
+    suffix: &str,
+    reader_failures: u32,
+) -> (forgeerp_infra::RunnerStats, u32) {
+    let (_, store, bus) = setup(suffix).await;
     let tenant = TenantId::random();
-    // Failing reader (every call) and failing sink, retrying fast, triggered by the projection.
+    let sink = FailingSink::default();
     let runner = InventoryAnomalyRunner::spawn(
-        ScriptedReader::new(u32::MAX),
-        FailingSink::default(),
+        ScriptedReader::new(reader_failures),
+        sink.clone(),
         AnomalyDetector::default(),
         RunnerConfig {
             interval: Duration::from_millis(50),
@@ -319,11 +349,8 @@ async fn a_failing_sink_and_a_failing_reader_do_not_disturb_appends_or_projectio
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stats = runner.shutdown().await;
-    assert!(
-        stats.runs >= 2 && stats.failed_attempts >= 2,
-        "the runner was busy failing meanwhile: {stats:?}"
-    );
     worker.shutdown().await.unwrap();
+    (stats, sink.calls.load(Ordering::SeqCst))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,6 +11,7 @@ use forgeerp_infra::{
     RetryPolicy, StoredEvent, TenantId, UncommittedEvent,
 };
 use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 fn create() -> C {
@@ -78,25 +79,103 @@ async fn round_trip<S: EventStore>(store: S) {
     );
 }
 
-/// 8 dispatchers, 10 commands each, on one hot item; returns (successes, conflicts).
-async fn race<S: EventStore + 'static>(store: S, retry: RetryPolicy) -> (i64, usize) {
-    let dispatcher = Arc::new(CommandDispatcher::new(store).with_retry(retry));
+/// A store whose first `DISPATCHERS` appends wait for each other before
+/// going in, so the dispatchers' first commands overlap for certain: all of
+/// them decided on the same version, one wins, the others lose. Counts the
+/// appends the store refused as conflicts.
+struct Lockstep<S> {
+    inner: S,
+    barrier: tokio::sync::Barrier,
+    appends: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+impl<S: EventStore> EventStore for Lockstep<S> {
+    async fn append(
+        &self,
+        events: Vec<UncommittedEvent>,
+        expected: ExpectedVersion,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+        if self.appends.fetch_add(1, Ordering::SeqCst) < DISPATCHERS {
+            self.barrier.wait().await;
+        }
+        let result = self.inner.append(events, expected).await;
+        if matches!(result, Err(EventStoreError::Concurrency { .. })) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+    async fn load_stream_from(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+        from: u64,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+        self.inner
+            .load_stream_from(tenant_id, aggregate_id, from)
+            .await
+    }
+    async fn stream_version(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+    ) -> Result<u64, EventStoreError> {
+        self.inner.stream_version(tenant_id, aggregate_id).await
+    }
+    async fn read_all(
+        &self,
+        after: FeedPosition,
+        max: usize,
+        tenant_id: Option<TenantId>,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+        self.inner.read_all(after, max, tenant_id).await
+    }
+}
+
+const DISPATCHERS: usize = 8;
+
+/// What a race of dispatchers came to.
+#[derive(Debug)]
+struct RaceOutcome {
+    /// Commands that succeeded.
+    received: i64,
+    /// Commands that failed with a conflict (reported to the caller).
+    conflicts: usize,
+    /// Extra attempts the successful commands needed: retries.
+    retries: u32,
+    /// Appends the store refused with ES001.
+    refused: usize,
+}
+
+/// 8 dispatchers (as in 8 processes: each its own state cache) over one
+/// store, 10 commands each, on one hot item.
+async fn race<S: EventStore + 'static>(store: S, retry: RetryPolicy) -> RaceOutcome {
+    let store = Arc::new(Lockstep {
+        inner: store,
+        barrier: tokio::sync::Barrier::new(DISPATCHERS),
+        appends: AtomicUsize::new(0),
+        refused: AtomicUsize::new(0),
+    });
     let (tenant, item) = (TenantId::random(), AggregateId::random());
-    dispatcher
+    // Created past the lockstep: the race is about the commands after.
+    CommandDispatcher::new(&store.inner)
         .dispatch::<InventoryItem>(tenant, item, &create())
         .await
         .unwrap();
-    let tasks: Vec<_> = (0..8)
+    let tasks: Vec<_> = (0..DISPATCHERS)
         .map(|_| {
-            let dispatcher = dispatcher.clone();
+            let dispatcher = CommandDispatcher::new(store.clone()).with_retry(retry);
             tokio::spawn(async move {
-                let (mut received, mut conflicts) = (0, 0);
+                let (mut received, mut conflicts, mut retries) = (0, 0, 0);
                 for _ in 0..10 {
                     match dispatcher
                         .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 1 })
                         .await
                     {
-                        Ok(_) => received += 1,
+                        Ok(done) => {
+                            received += 1;
+                            retries += done.attempts - 1;
+                        }
                         Err(DispatchError::Store(EventStoreError::Concurrency { .. })) => {
                             conflicts += 1
                         }
@@ -104,25 +183,33 @@ async fn race<S: EventStore + 'static>(store: S, retry: RetryPolicy) -> (i64, us
                     }
                     tokio::task::yield_now().await;
                 }
-                (received, conflicts)
+                (received, conflicts, retries)
             })
         })
         .collect();
-    let mut total = (0, 0);
+    let mut outcome = RaceOutcome {
+        received: 0,
+        conflicts: 0,
+        retries: 0,
+        refused: 0,
+    };
     for task in tasks {
-        let (received, conflicts) = task.await.unwrap();
-        total = (total.0 + received, total.1 + conflicts);
+        let (received, conflicts, retries) = task.await.unwrap();
+        outcome.received += received;
+        outcome.conflicts += conflicts;
+        outcome.retries += retries;
     }
-    let (state, version) = dispatcher
+    outcome.refused = store.refused.load(Ordering::SeqCst);
+    let (state, version) = CommandDispatcher::new(store.clone())
         .load::<InventoryItem>(tenant, item)
         .await
         .unwrap();
     assert_eq!(
-        state.on_hand, total.0,
+        state.on_hand, outcome.received,
         "final stock is the sum of the commands that succeeded: no lost update"
     );
-    assert_eq!(version as i64, 1 + total.0);
-    total
+    assert_eq!(version as i64, 1 + outcome.received);
+    outcome
 }
 
 #[tokio::test]
@@ -137,17 +224,37 @@ async fn round_trip_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_dispatchers_with_retry_lose_nothing() {
-    let (received, conflicts) = race(common::pg_store().await, RetryPolicy::attempts(100)).await;
-    assert_eq!((received, conflicts), (80, 0));
-    let (received, conflicts) = race(InMemoryEventStore::new(), RetryPolicy::attempts(100)).await;
-    assert_eq!((received, conflicts), (80, 0));
+    for outcome in [
+        race(common::pg_store().await, RetryPolicy::attempts(100)).await,
+        race(InMemoryEventStore::new(), RetryPolicy::attempts(100)).await,
+    ] {
+        assert_eq!(
+            (outcome.received, outcome.conflicts),
+            (80, 0),
+            "{outcome:?}"
+        );
+        // The first commands overlapped: 7 of 8 lost, and were retried.
+        assert!(outcome.refused >= DISPATCHERS - 1, "{outcome:?}");
+        assert!(outcome.retries as usize >= DISPATCHERS - 1, "{outcome:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_dispatchers_without_retry_report_conflicts_and_lose_nothing() {
-    let (received, conflicts) = race(common::pg_store().await, RetryPolicy::NONE).await;
-    assert_eq!(received as usize + conflicts, 80);
-    assert!(received >= 1);
+    for outcome in [
+        race(common::pg_store().await, RetryPolicy::NONE).await,
+        race(InMemoryEventStore::new(), RetryPolicy::NONE).await,
+    ] {
+        assert_eq!(
+            outcome.received as usize + outcome.conflicts,
+            80,
+            "{outcome:?}"
+        );
+        assert!(outcome.received >= 1, "{outcome:?}");
+        // 7 of the 8 overlapping first commands lost and were not retried.
+        assert!(outcome.conflicts >= DISPATCHERS - 1, "{outcome:?}");
+        assert_eq!(outcome.retries, 0, "{outcome:?}");
+    }
 }
 
 /// A store that serves a doctored stream: for streams it must refuse.

@@ -167,7 +167,12 @@ async fn a_worker_stopped_and_restarted_mid_stream_counts_nothing_twice() {
             .await
             .unwrap();
     }
-    worker.shutdown().await.unwrap();
+    // The first worker got somewhere before it stopped: it applied the first
+    // 21 events and saved that checkpoint on its way out.
+    let first_half = last_position(&store).await;
+    caught_up(&store, "inventory_stock", None, first_half).await;
+    expect_stock(&store, tenant, item, 20, 0).await;
+    assert_eq!(worker.shutdown().await.unwrap(), first_half);
     for _ in 0..20 {
         dispatcher
             .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 1 })
@@ -337,13 +342,23 @@ async fn a_tenant_filtered_worker_touches_only_its_tenant_and_rebuild_equals_liv
                 .unwrap();
         }
     }
-    let mine_last = store
-        .read_all(FeedPosition::default(), 1000, Some(mine))
+    // A late event of its own tenant, after all of the other tenant's: once
+    // the worker has applied it, it has passed every event of the other
+    // tenant, so "untouched" below means it skipped them, not that it had
+    // not got there yet.
+    let late = dispatcher
+        .dispatch::<InventoryItem>(mine, items[0], &C::ReceiveStock { quantity: 1 })
+        .await
+        .unwrap();
+    let theirs_last = store
+        .read_all(FeedPosition::default(), 1000, Some(theirs))
         .await
         .unwrap()
         .last()
         .unwrap()
         .position();
+    let mine_last = late.events[0].position();
+    assert!(mine_last > theirs_last);
     caught_up(&store, "inventory_stock", Some(mine), mine_last).await;
     assert!(
         InventoryStockProjection::stock(store.pool(), theirs)
@@ -364,7 +379,7 @@ async fn a_tenant_filtered_worker_touches_only_its_tenant_and_rebuild_equals_liv
     let applied = InventoryStockProjection::rebuild_tenant(store.pool(), mine)
         .await
         .unwrap();
-    assert_eq!(applied, 9);
+    assert_eq!(applied, 10);
     assert_eq!(
         InventoryStockProjection::stock(store.pool(), mine)
             .await

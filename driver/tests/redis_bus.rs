@@ -35,23 +35,22 @@ async fn next(subscription: &mut RedisSubscription) -> Option<StoredEvent> {
         .flatten()
 }
 
-/// Waits until Redis counts `n` subscribers of the channel (SUBSCRIBE is asynchronous).
-async fn subscribers(n: i64) {
-    let client = redis::Client::open(url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    for _ in 0..100 {
-        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg("forgeerp_events")
-            .query_async(&mut connection)
-            .await
-            .unwrap();
-        if counts[0].1 >= n {
-            return;
+/// Waits until `subscription` really receives (SUBSCRIBE is asynchronous):
+/// publishes a probe event of its own until the probe arrives. A count of
+/// the channel's subscribers would not do: another test's subscriber counts
+/// too. Later copies of the probe are not among any test's events.
+async fn until_subscribed(bus: &RedisPubSubEventBus, subscription: &mut RedisSubscription) {
+    let probe = stored(1).await.remove(0);
+    for _ in 0..200 {
+        bus.publish(&probe).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(20);
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, subscription.recv()).await {
+            if event == probe {
+                return;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("fewer than {n} subscribers");
+    panic!("the subscription never received its probe");
 }
 
 #[tokio::test]
@@ -61,7 +60,7 @@ async fn published_envelopes_reach_a_live_subscriber_intact() {
         .subscribe(FeedPosition::default(), None)
         .await
         .expect("a Redis at FORGEERP_REDIS_URL: run scripts/setup.sh");
-    subscribers(1).await;
+    until_subscribed(&bus, &mut subscription).await;
     let events = stored(3).await;
     for event in &events {
         bus.publish(event).await.unwrap();
@@ -83,7 +82,7 @@ async fn a_subscriber_that_was_offline_misses_what_was_published_meanwhile() {
     let events = stored(2).await;
     bus.publish(&events[0]).await.unwrap(); // nobody of ours is listening: lost for us
     let mut subscription = bus.subscribe(FeedPosition::default(), None).await.unwrap();
-    subscribers(1).await;
+    until_subscribed(&bus, &mut subscription).await;
     bus.publish(&events[1]).await.unwrap();
     let mut got = Vec::new();
     while let Some(event) = next(&mut subscription).await {

@@ -142,17 +142,19 @@ async fn row_level_security_admits_only_the_bound_tenant() {
     // Superusers bypass row-level security; an application role does not.
     let store = pg_store("stock_rls").await;
     let (mine, theirs) = (TenantId::random(), TenantId::random());
-    store
-        .put(
-            theirs,
-            &"SECRET".to_string(),
-            &Stock {
-                on_hand: 7,
-                reserved: 0,
-            },
-        )
-        .await
-        .unwrap();
+    for tenant in [theirs, mine] {
+        store
+            .put(
+                tenant,
+                &"SECRET".to_string(),
+                &Stock {
+                    on_hand: 7,
+                    reserved: 0,
+                },
+            )
+            .await
+            .unwrap();
+    }
 
     let app = application_role("SELECT, INSERT, UPDATE, DELETE ON forgeerp_read.entries").await;
     app.batch_execute(&format!("BEGIN; SELECT forgeerp.bind_tenant('{mine}')"))
@@ -166,6 +168,28 @@ async fn row_level_security_admits_only_the_bound_tenant() {
         .await
         .unwrap();
     assert!(leaked.is_empty(), "another tenant's rows are invisible");
+    // The positive control: the bound tenant reads and writes its own rows,
+    // so neither the empty read above nor the refusal below is a blanket denial.
+    let own = app
+        .query(
+            "SELECT key FROM forgeerp_read.entries WHERE model = 'stock_rls'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        own.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>(),
+        ["SECRET"],
+        "the bound tenant sees its own row, and only it"
+    );
+    app.execute(
+        "INSERT INTO forgeerp_read.entries (model, tenant_id, key, value) VALUES ('stock_rls', $1, 'MINE', '{}')",
+        &[&mine.as_uuid()],
+    )
+    .await
+    .expect("the bound tenant may write its own rows");
     let written = app
         .execute(
             "INSERT INTO forgeerp_read.entries (model, tenant_id, key, value) VALUES ('stock_rls', $1, 'X', '{}')",
