@@ -1,6 +1,6 @@
 //! [`evaluate`]: precision and recall of a detector on [`synthetic`] series.
 
-use super::{synthetic, Anomaly, TrendPoint};
+use super::{synthetic, Anomaly, AnomalyKind, TrendPoint};
 use crate::ids::AggregateId;
 
 /// Precision and recall of findings against injected anomalies.
@@ -46,11 +46,15 @@ impl Evaluation {
     }
 }
 
-/// Scores `detect` on `series` synthetic items. A finding matches an
-/// injected spike on the same day, or an injected level shift from 3 days
-/// before to 10 days after it; findings on the same injected anomaly count
-/// once, extra findings of a shift (its first days at the new level) are not
-/// counted against the detector.
+/// Scores `detect` on `series` synthetic items.
+///
+/// A finding matches an injected anomaly of its kind: an unusual outflow a
+/// theft-like drop or a bulk shipment on the same day, an unusual inflow a
+/// bulk receipt on the same day, a level shift a level shift from 3 days
+/// before to 10 days after it. Each injected anomaly is found once. Further
+/// findings of a level shift (its first days at the new level) are not held
+/// against the detector; any other finding that matches nothing, or an
+/// anomaly already found, is a false positive.
 pub fn evaluate(
     series: &[synthetic::Series],
     detect: impl Fn(AggregateId, &[TrendPoint]) -> Vec<Anomaly>,
@@ -61,20 +65,22 @@ pub fn evaluate(
         let mut matched = vec![false; s.injected.len()];
         for finding in &findings {
             let day = finding.day();
-            let hit = s.injected.iter().position(|inj| match inj.kind {
-                synthetic::Injected::LevelShift => {
-                    let d = (day - inj.day).num_days();
-                    (-3..=10).contains(&d)
-                }
-                _ => day == inj.day,
+            let hit = s.injected.iter().position(|inj| {
+                matches_kind(finding.kind, inj.kind)
+                    && match inj.kind {
+                        synthetic::Injected::LevelShift => {
+                            (-3..=10).contains(&(day - inj.day).num_days())
+                        }
+                        _ => day == inj.day,
+                    }
             });
             match hit {
                 Some(i) if !matched[i] => {
                     matched[i] = true;
                     evaluation.true_positives += 1;
                 }
-                Some(_) => {}
-                None => evaluation.false_positives += 1,
+                Some(i) if s.injected[i].kind == synthetic::Injected::LevelShift => {}
+                _ => evaluation.false_positives += 1,
             }
         }
         evaluation.missed += matched.iter().filter(|m| !**m).count();
@@ -82,10 +88,75 @@ pub fn evaluate(
     evaluation
 }
 
+/// Whether a finding of `kind` is what an injection of `injected` should give.
+fn matches_kind(kind: AnomalyKind, injected: synthetic::Injected) -> bool {
+    use synthetic::Injected;
+    matches!(
+        (kind, injected),
+        (
+            AnomalyKind::UnusualOutflow,
+            Injected::TheftDrop | Injected::BulkShipment
+        ) | (AnomalyKind::UnusualInflow, Injected::BulkReceipt)
+            | (AnomalyKind::LevelShift, Injected::LevelShift)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::inventory::anomaly::{rolling_zscore, AnomalyDetector};
+
+    /// Hand-made findings against hand-made injections: the kind must match,
+    /// a spike is found once, and only a shift may be found again for free.
+    #[test]
+    fn findings_match_by_kind_and_day_and_count_once() {
+        use chrono::{NaiveDate, TimeZone, Utc};
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        let series = vec![synthetic::Series {
+            item: AggregateId::random(),
+            trend: Vec::new(),
+            injected: vec![
+                synthetic::Injection {
+                    kind: synthetic::Injected::TheftDrop,
+                    day: day(5),
+                },
+                synthetic::Injection {
+                    kind: synthetic::Injected::LevelShift,
+                    day: day(10),
+                },
+                synthetic::Injection {
+                    kind: synthetic::Injected::BulkReceipt,
+                    day: day(20),
+                },
+            ],
+        }];
+        let finding = |kind, d: u32| Anomaly {
+            item: series[0].item,
+            kind,
+            at: Utc.with_ymd_and_hms(2026, 3, d, 12, 0, 0).unwrap(),
+            score: 9.0,
+            severity: crate::inventory::anomaly::Severity::High,
+            observed: 1.0,
+            expected: 1.0,
+            explanation: String::new(),
+        };
+        let findings = vec![
+            finding(AnomalyKind::UnusualOutflow, 5),  // the drop
+            finding(AnomalyKind::UnusualOutflow, 5),  // the drop again: false
+            finding(AnomalyKind::LevelShift, 11),     // the shift
+            finding(AnomalyKind::LevelShift, 12),     // the shift again: free
+            finding(AnomalyKind::UnusualOutflow, 20), // wrong kind on the receipt's day
+        ];
+        let result = evaluate(&series, |_, _| findings.clone());
+        assert_eq!(
+            result,
+            Evaluation {
+                true_positives: 2,
+                false_positives: 2,
+                missed: 1
+            }
+        );
+    }
 
     #[test]
     fn the_detector_beats_a_rolling_zscore_on_synthetic_data() {

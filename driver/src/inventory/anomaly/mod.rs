@@ -42,9 +42,9 @@
 //!
 //! | detector | precision | recall | F1 |
 //! |---|---:|---:|---:|
-//! | this one (default [`DetectorConfig`]) | 0.93 | 0.93 | 0.93 |
-//! | rolling z-score, 14 movements, z > 3 | 0.88 | 0.62 | 0.72 |
-//! | rolling z-score, 28 movements, z > 3 | 0.95 | 0.57 | 0.72 |
+//! | this one (default [`DetectorConfig`]) | 0.90 | 0.93 | 0.92 |
+//! | rolling z-score, 14 movements, z > 3 | 0.63 | 0.50 | 0.56 |
+//! | rolling z-score, 28 movements, z > 3 | 0.63 | 0.48 | 0.54 |
 //!
 //! See `bench/README.md` for the set-up and what each one misses.
 //!

@@ -188,9 +188,16 @@ mod tests {
     #[test]
     fn the_generator_is_deterministic() {
         let (a, b) = (synthetic::generate(3, 5, 60), synthetic::generate(3, 5, 60));
+        // Not vacuous: five items, each with a trend, some with injections.
+        assert_eq!((a.len(), b.len()), (5, 5));
+        assert!(a.iter().all(|s| s.trend.len() > 1));
+        assert!(a.iter().any(|s| !s.injected.is_empty()));
         for (a, b) in a.iter().zip(&b) {
             assert_eq!(a.trend, b.trend);
             assert_eq!(a.injected, b.injected);
         }
+        // And the seed matters.
+        let other = synthetic::generate(4, 5, 60);
+        assert!(a.iter().zip(&other).any(|(a, o)| a.trend != o.trend));
     }
 }
