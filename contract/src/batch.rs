@@ -7,7 +7,7 @@
 use crate::error::ContractError;
 use crate::names::{MAX_BATCH_EVENTS, MAX_EVENT_BYTES};
 use crate::rfc3339;
-use crate::uuid_text::canonical_uuid;
+use crate::uuid_text::{parse_uuid, uuid_text};
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashSet};
 
@@ -41,11 +41,30 @@ impl Default for Limits {
 pub struct EventBatch {
     /// Number of events.
     pub len: usize,
+    /// Each event's scalar fields, in batch order (payload and metadata stay
+    /// where they are: the store takes them from the batch itself).
+    pub events: Vec<ValidEvent>,
     /// How many events carry their own `event_id`.
     pub with_event_id: usize,
     /// The first `event_id` that appears twice in the batch, if any. It is
     /// reported as ES004 once the tenant check has passed.
     pub repeated_event_id: Option<String>,
+}
+
+/// One valid event's scalar fields, as the store writes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidEvent {
+    /// `event_type`.
+    pub event_type: String,
+    /// `event_id`, when the event brings its own.
+    pub event_id: Option<[u8; 16]>,
+    /// `event_version` (1 when absent).
+    pub event_version: i32,
+    /// `occurred_at` as given (strict RFC 3339), None when absent: the time
+    /// of the append.
+    pub occurred_at: Option<String>,
+    /// Whether `metadata` is given (not absent, not JSON null).
+    pub has_metadata: bool,
 }
 
 /// The keys an event object may have.
@@ -143,28 +162,27 @@ pub fn validate(text: &str, limits: Limits) -> Result<EventBatch, ContractError>
     let mut seen = HashSet::new();
     let mut repeated_event_id = None;
     let mut with_event_id = 0;
+    let mut events = Vec::with_capacity(elements.len());
     for (index, element) in elements.iter().enumerate() {
-        let event_id = validate_event(index, element.get(), limits)?;
-        if let Some(id) = event_id {
+        let event = validate_event(index, element.get(), limits)?;
+        if let Some(id) = event.event_id {
             with_event_id += 1;
-            if !seen.insert(id.clone()) && repeated_event_id.is_none() {
-                repeated_event_id = Some(id);
+            if !seen.insert(id) && repeated_event_id.is_none() {
+                repeated_event_id = Some(uuid_text(&id));
             }
         }
+        events.push(event);
     }
     Ok(EventBatch {
         len: elements.len(),
+        events,
         with_event_id,
         repeated_event_id,
     })
 }
 
-/// Checks one event object; returns its `event_id` (lower case) when given.
-fn validate_event(
-    index: usize,
-    text: &str,
-    limits: Limits,
-) -> Result<Option<String>, ContractError> {
+/// Checks one event object; returns its scalar fields.
+fn validate_event(index: usize, text: &str, limits: Limits) -> Result<ValidEvent, ContractError> {
     let at = |key: &str| format!("events[{index}].{key}");
     let fields: BTreeMap<String, &RawValue> = match serde_json::from_str(text) {
         Ok(fields) => fields,
@@ -264,7 +282,7 @@ fn validate_event(
         None => None,
         Some(raw) => match serde_json::from_str::<String>(raw)
             .ok()
-            .and_then(|s| canonical_uuid(&s))
+            .and_then(|s| parse_uuid(&s))
         {
             Some(id) => Some(id),
             None => {
@@ -277,9 +295,10 @@ fn validate_event(
         },
     };
 
+    let mut event_version = 1;
     if let Some(raw) = present("event_version") {
         match serde_json::from_str::<i64>(raw) {
-            Ok(v) if (1..=i64::from(i32::MAX)).contains(&v) => {}
+            Ok(v) if (1..=i64::from(i32::MAX)).contains(&v) => event_version = v as i32,
             _ => {
                 return Err(ContractError::invalid(format!(
                     "{} must be an integer from 1 to {}, got {}",
@@ -291,19 +310,29 @@ fn validate_event(
         }
     }
 
+    let mut occurred_at = None;
     if let Some(raw) = present("occurred_at") {
         let parsed = serde_json::from_str::<String>(raw)
             .map_err(|_| "expected a string")
-            .and_then(|s| rfc3339::check(&s));
-        if let Err(why) = parsed {
-            return Err(ContractError::invalid(format!(
-                "{} must be an RFC 3339 timestamp, got {} ({why})",
-                at("occurred_at"),
-                describe(raw)
-            )));
+            .and_then(|s| rfc3339::check(&s).map(|()| s));
+        match parsed {
+            Ok(at) => occurred_at = Some(at),
+            Err(why) => {
+                return Err(ContractError::invalid(format!(
+                    "{} must be an RFC 3339 timestamp, got {} ({why})",
+                    at("occurred_at"),
+                    describe(raw)
+                )))
+            }
         }
     }
-    Ok(event_id)
+    Ok(ValidEvent {
+        event_type,
+        event_id,
+        event_version,
+        occurred_at,
+        has_metadata: !metadata.is_empty(),
+    })
 }
 
 /// A JSON value named for an error message: its kind and its first bytes.
@@ -365,6 +394,31 @@ mod tests {
         assert_eq!(
             batch.repeated_event_id_error().unwrap().state,
             SqlState::DuplicateEventId
+        );
+    }
+
+    #[test]
+    fn a_valid_batch_hands_over_each_event_s_scalar_fields() {
+        let text = r#"[{"event_type": "A", "payload": {}, "event_id": "{6F1C1A52-8C36-4A4E-9D55-2A4A7C1F0B10}", "event_version": 3, "metadata": {"by": 1}, "occurred_at": "2020-01-01T00:00:00Z"}, {"event_type": "B", "payload": {}, "metadata": null, "occurred_at": null}]"#;
+        let batch = validate(text, LIMITS).unwrap();
+        assert_eq!(
+            batch.events,
+            [
+                ValidEvent {
+                    event_type: "A".into(),
+                    event_id: crate::uuid_text::parse_uuid("6f1c1a52-8c36-4a4e-9d55-2a4a7c1f0b10"),
+                    event_version: 3,
+                    occurred_at: Some("2020-01-01T00:00:00Z".into()),
+                    has_metadata: true,
+                },
+                ValidEvent {
+                    event_type: "B".into(),
+                    event_id: None,
+                    event_version: 1,
+                    occurred_at: None,
+                    has_metadata: false,
+                },
+            ]
         );
     }
 

@@ -23,6 +23,6 @@ pub mod rfc3339;
 pub mod uuid_text;
 
 pub use append::{AppendTarget, Reuse, StoredMatch};
-pub use batch::{EventBatch, Limits};
+pub use batch::{EventBatch, Limits, ValidEvent};
 pub use error::{ContractError, SqlState};
 pub use expected_version::ExpectedVersion;

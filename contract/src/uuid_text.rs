@@ -4,6 +4,12 @@
 /// The canonical (lower-case, hyphenated) text of a uuid in any of the forms
 /// Postgres' `uuid` input accepts, or None.
 pub fn canonical_uuid(s: &str) -> Option<String> {
+    parse_uuid(s).map(|bytes| uuid_text(&bytes))
+}
+
+/// The 16 bytes of a uuid in any of the forms Postgres' `uuid` input
+/// accepts, or None.
+pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     let inner = s
         .strip_prefix('{')
         .and_then(|r| r.strip_suffix('}'))
@@ -24,7 +30,7 @@ pub fn canonical_uuid(s: &str) -> Option<String> {
     for (i, byte) in bytes.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
     }
-    Some(uuid_text(&bytes))
+    Some(bytes)
 }
 
 /// The canonical text (lower case, hyphenated) of a uuid's 16 bytes.

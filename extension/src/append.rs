@@ -4,24 +4,25 @@
 //! (ES003), tenant binding (ES002), retry or duplicate event id (ES004),
 //! aggregate type (ES005), expected version (ES001).
 //!
-//! The common case costs a lock and one statement: the stream's append lock
-//! (a heavyweight lock that writes nothing), then one `INSERT … SELECT` that
-//! reads the stream's head (version and aggregate type), checks both and
-//! stores the whole batch after it. Batches that carry their own event ids
-//! add one statement that looks the ids up, for retry detection.
+//! No SQL runs at call time (`events_table`): the stream's append lock (a
+//! heavyweight lock that writes nothing), one backward index step for the
+//! stream's head (version and aggregate type), then the executor's
+//! single-row insert for each event. Batches that carry their own event ids
+//! add one index lookup per id, for retry detection. Tenant scopes are read
+//! from `forgeerp.role_scopes` directly (`scopes`).
 
 use crate::error::{ContractError, Raise, SqlState};
+use crate::events_table::{self, EventsTable, RowValues};
 use crate::jsonb_text::JsonbText;
 use crate::notify;
 use crate::release;
+use crate::scopes;
 use crate::settings;
 use forgeerp_contract::batch::{self, EventBatch};
 use forgeerp_contract::uuid_text::uuid_text;
 use forgeerp_contract::{AppendTarget, ExpectedVersion, Reuse, StoredMatch};
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiClient};
-use pgrx::{pg_sys, PgOid, Uuid};
-use std::cell::OnceCell;
+use pgrx::{pg_sys, Uuid};
 
 /// One stored event as `append` returns it: event id, sequence number,
 /// global position, transaction id, recorded at.
@@ -183,49 +184,45 @@ fn append_checked(
         events,
         batch,
     };
-    Spi::connect_mut(|client| {
-        release::check_database(client)?;
-        let Caller::Current(caller) = caller else {
-            // 0.1.0 to 0.3.0: SECURITY DEFINER already runs this as the owner.
-            return append_as_owner(client, None, &request);
-        };
-        let mut saved = (pg_sys::InvalidOid, 0);
-        unsafe {
-            pg_sys::GetUserIdAndSecContext(&mut saved.0, &mut saved.1);
-            pg_sys::SetUserIdAndSecContext(
-                release::owner(),
-                saved.1 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-            );
-        }
-        let result = append_as_owner(client, Some(caller), &request);
-        unsafe { pg_sys::SetUserIdAndSecContext(saved.0, saved.1) };
-        result
-    })
+    release::check_database()?;
+    let Caller::Current(caller) = caller else {
+        // 0.1.0 to 0.3.0: SECURITY DEFINER already runs this as the owner.
+        return append_as_owner(None, &request);
+    };
+    let mut saved = (pg_sys::InvalidOid, 0);
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved.0, &mut saved.1);
+        pg_sys::SetUserIdAndSecContext(
+            release::owner(),
+            saved.1 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let result = append_as_owner(Some(caller), &request);
+    unsafe { pg_sys::SetUserIdAndSecContext(saved.0, saved.1) };
+    result
 }
 
 /// The append once the owner's rights are in force: tenant access for
 /// `caller` (None: no scopes), then the checks and the write.
 fn append_as_owner(
-    client: &mut SpiClient<'_>,
     caller: Option<pg_sys::Oid>,
     request: &AppendRequest<'_>,
 ) -> Result<Vec<AppendedRow>, ContractError> {
-    check_tenant_access(client, caller, &request.tenant_text)?;
+    check_tenant_access(caller, &request.tenant_text)?;
     if let Some(error) = request.batch.repeated_event_id_error() {
         return Err(error);
     }
-    append_to_stream(client, request)
+    append_to_stream(request)
 }
 
 /// ES002 unless the caller may use the tenant: not outside its role's scope
 /// (when scopes exist), and the transaction not bound to another tenant.
 fn check_tenant_access(
-    client: &SpiClient<'_>,
     caller: Option<pg_sys::Oid>,
     tenant_text: &str,
 ) -> Result<(), ContractError> {
     if let Some(caller) = caller {
-        if let Some(scope) = caller_scope(client, caller)? {
+        if let Some(scope) = scopes::scope_of(caller)? {
             if scope != tenant_text {
                 return Err(ContractError::new(
                     SqlState::TenantIsolation,
@@ -245,104 +242,6 @@ fn check_tenant_access(
         }
     }
     Ok(())
-}
-
-thread_local! {
-    static CALLER_SCOPE: OnceCell<&'static OwnedPreparedStatement> = const { OnceCell::new() };
-}
-
-/// The tenant `caller` is scoped to (lower-case text), None when unscoped;
-/// ES002 when it has the privileges of roles scoped to two tenants. The rule
-/// itself is `forgeerp.caller_scopes`, shared with the SQL functions; the
-/// caller is known here, so its claim check does not apply.
-fn caller_scope(
-    client: &SpiClient<'_>,
-    caller: pg_sys::Oid,
-) -> Result<Option<String>, ContractError> {
-    let plan = CALLER_SCOPE.with(|cell| {
-        *cell.get_or_init(|| {
-            Box::leak(Box::new(prepare(
-                client,
-                include_str!("../../sql/query_caller_scope.sql"),
-                &[OID],
-            )))
-        })
-    });
-    let rows = client
-        .select(plan, Some(1), &[caller.into()])
-        .unwrap_or_else(|e| spi_failed(e));
-    if rows.is_empty() {
-        return Ok(None); // a role dropped under a running session: no scope row can name it
-    }
-    let row = rows.first();
-    let scopes = row.get::<i32>(1).ok().flatten().unwrap_or(0);
-    if scopes > 1 {
-        let name = row.get::<String>(3).ok().flatten().unwrap_or_default();
-        return Err(ContractError::new(
-            SqlState::TenantIsolation,
-            format!(
-                "role {name} has the privileges of roles scoped to {scopes} different tenants, so it may use none"
-            ),
-        ));
-    }
-    Ok(row
-        .get::<Uuid>(2)
-        .ok()
-        .flatten()
-        .map(|s| uuid_text(s.as_bytes())))
-}
-
-/// The prepared statements of the append path, planned once per backend.
-struct Plans {
-    append_batch: OwnedPreparedStatement,
-    stream_head: OwnedPreparedStatement,
-    find_existing: OwnedPreparedStatement,
-}
-
-thread_local! {
-    static PLANS: OnceCell<&'static Plans> = const { OnceCell::new() };
-}
-
-const UUID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::UUIDOID);
-const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
-const INT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8OID);
-const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
-const OID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::OIDOID);
-
-fn prepare(client: &SpiClient<'_>, sql: &str, args: &[PgOid]) -> OwnedPreparedStatement {
-    client
-        .prepare_mut(sql, args)
-        .unwrap_or_else(|e| pgrx::error!("forgeerp: cannot prepare the append path: {e}"))
-        .keep()
-}
-
-/// The backend's plans, made on first use and kept for the backend's life.
-fn plans(client: &SpiClient<'_>) -> &'static Plans {
-    PLANS.with(|cell| {
-        *cell.get_or_init(|| {
-            Box::leak(Box::new(Plans {
-                stream_head: prepare(
-                    client,
-                    include_str!("../../sql/query_stream_head.sql"),
-                    &[UUID, UUID],
-                ),
-                append_batch: prepare(
-                    client,
-                    include_str!("../../sql/query_append_batch.sql"),
-                    &[INT8, UUID, TEXT, UUID, INT8, INT8, JSONB],
-                ),
-                find_existing: prepare(
-                    client,
-                    include_str!("../../sql/query_find_existing_events.sql"),
-                    &[UUID, JSONB],
-                ),
-            }))
-        })
-    })
-}
-
-fn spi_failed(e: pgrx::spi::SpiError) -> ! {
-    pgrx::error!("forgeerp: the append path failed inside SPI: {e}")
 }
 
 /// Takes the stream's append lock until the transaction ends.
@@ -375,41 +274,40 @@ fn lock_stream(tenant_id: &Uuid, aggregate_id: &Uuid) {
     };
 }
 
-fn append_to_stream(
-    client: &mut SpiClient<'_>,
-    req: &AppendRequest<'_>,
-) -> Result<Vec<AppendedRow>, ContractError> {
+fn append_to_stream(req: &AppendRequest<'_>) -> Result<Vec<AppendedRow>, ContractError> {
     lock_stream(&req.tenant_id, &req.aggregate_id);
-    // Under READ COMMITTED every statement from here on takes a snapshot that
-    // sees all appends that held the lock before.
+    // The table is opened with a snapshot taken after the lock: under READ
+    // COMMITTED it sees every append that held the lock before.
+    let table = EventsTable::open();
+    let tenant = *req.tenant_id.as_bytes();
+    let aggregate = *req.aggregate_id.as_bytes();
 
     // ES004 (a retry, or a reused id) goes before ES005 and ES001.
-    if let Some(stored) = resolve_existing(client, req)? {
+    if let Some(stored) = resolve_existing(&table, req)? {
+        table.close();
         return Ok(stored);
     }
+    let head = table.head(&tenant, &aggregate);
+    req.target
+        .check_aggregate_type(head.aggregate_type.as_deref())?;
+    req.target
+        .check_version(req.expected, head.version as u64)?;
 
-    let plans = plans(client);
     let transaction_id = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
-    let (lowest, highest) = req.expected.allowed_versions();
-    let args = [
-        transaction_id.into(),
-        req.tenant_id.into(),
-        req.target.aggregate_type.into(),
-        req.aggregate_id.into(),
-        (lowest as i64).into(),
-        (highest as i64).into(),
-        req.events.as_arg(),
-    ];
+    let row = RowValues::new(
+        &tenant,
+        &aggregate,
+        req.target.aggregate_type,
+        transaction_id,
+        head.version,
+        req.events.datum(),
+    );
     // A unique violation here means another transaction stored a row this
     // one could not see: under READ COMMITTED, the same event id in another
     // stream at the same moment; under REPEATABLE READ or SERIALIZABLE, any
     // append after this transaction's snapshot.
-    let rows = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
-        Ok(client
-            .update(&plans.append_batch, None, &args)
-            .unwrap_or_else(|e| spi_failed(e))
-            .map(|row| appended_row(&row))
-            .collect::<Vec<_>>())
+    let stored = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        Ok(table.insert(&row, &req.batch.events))
     }))
     .catch_when(PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION, |_| {
         if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
@@ -419,102 +317,75 @@ fn append_to_stream(
         }
     })
     .execute()?;
-
-    if rows.is_empty() {
-        // A check failed inside the statement: name it.
-        let head = client
-            .update(
-                &plans.stream_head,
-                Some(1),
-                &[req.tenant_id.into(), req.aggregate_id.into()],
-            )
-            .unwrap_or_else(|e| spi_failed(e));
-        let (version, stored_type) = match head.is_empty() {
-            true => (0, None),
-            false => {
-                let (version, stored_type) = head
-                    .first()
-                    .get_two::<i64, String>()
-                    .unwrap_or_else(|e| spi_failed(e));
-                (version.unwrap_or(0), stored_type)
-            }
-        };
-        req.target.check_aggregate_type(stored_type.as_deref())?;
-        req.target.check_version(req.expected, version as u64)?;
-        return Err(ContractError::new(
-            SqlState::Internal,
-            "forgeerp.append stored nothing, yet the stream's head passes its checks",
-        ));
-    }
+    table.close();
     notify::appended(req.tenant_id.as_bytes(), &req.tenant_text);
-    Ok(rows)
+    let recorded_at = recorded_at(row.now);
+    Ok(stored
+        .into_iter()
+        .map(|(event_id, sequence, position)| {
+            (
+                Uuid::from_bytes(event_id),
+                sequence,
+                position,
+                transaction_id,
+                recorded_at,
+            )
+        })
+        .collect())
 }
 
-fn appended_row(row: &pgrx::spi::SpiHeapTupleData<'_>) -> AppendedRow {
-    let column = |n| row.get::<i64>(n).ok().flatten().expect("NOT NULL column");
-    (
-        row.get::<Uuid>(1)
-            .ok()
-            .flatten()
-            .expect("event_id is NOT NULL"),
-        column(2),
-        column(3),
-        column(4),
-        row.get::<TimestampWithTimeZone>(5)
-            .ok()
-            .flatten()
-            .expect("recorded_at is NOT NULL"),
-    )
+fn recorded_at(at: pg_sys::TimestampTz) -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(at).expect("the transaction's start is a valid timestamp")
 }
 
-/// Looks up the stored events whose ids the batch reuses.
-///
-/// None: there are none. Some(rows): the batch is a retry of an append that
-/// stands whole, and these are its stored rows. Any other overlap is ES004
-/// (the rule is the contract's [`AppendTarget::judge_reuse`]).
+/// The stored events whose ids the batch reuses, judged by the contract's
+/// rule ([`AppendTarget::judge_reuse`]): None when there are none, their
+/// rows for an exact retry, ES004 or ES005 otherwise.
 fn resolve_existing(
-    client: &mut SpiClient<'_>,
+    table: &EventsTable,
     req: &AppendRequest<'_>,
 ) -> Result<Option<Vec<AppendedRow>>, ContractError> {
     if req.batch.with_event_id == 0 {
         return Ok(None);
     }
-    struct Existing {
-        ord: i64,
-        aggregate_id: Uuid,
-        aggregate_type: String,
-        same_content: bool,
-        row: AppendedRow,
-    }
-    let plans = plans(client);
-    let existing: Vec<Existing> = client
-        .update(
-            &plans.find_existing,
-            None,
-            &[req.tenant_id.into(), req.events.as_arg()],
-        )
-        .unwrap_or_else(|e| spi_failed(e))
-        .map(|row| Existing {
-            row: appended_row(&row),
-            ord: row.get::<i64>(6).ok().flatten().expect("ordinality"),
-            aggregate_id: row.get::<Uuid>(7).ok().flatten().expect("aggregate_id"),
-            aggregate_type: row.get::<String>(8).ok().flatten().expect("aggregate_type"),
-            same_content: row.get::<bool>(9).ok().flatten().unwrap_or(false),
+    let tenant = *req.tenant_id.as_bytes();
+    let found: Vec<(usize, events_table::Stored)> = req
+        .batch
+        .events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, event)| {
+            let id = event.event_id?;
+            table.by_event_id(&tenant, &id).map(|stored| (i, stored))
         })
         .collect();
-    let matches: Vec<StoredMatch<'_>> = existing
+    let matches: Vec<StoredMatch<'_>> = found
         .iter()
-        .map(|e| StoredMatch {
-            index: (e.ord - 1) as usize,
-            event_id: *e.row.0.as_bytes(),
-            aggregate_id: *e.aggregate_id.as_bytes(),
-            aggregate_type: &e.aggregate_type,
-            sequence_number: e.row.1 as u64,
-            same_content: e.same_content,
+        .map(|(index, stored)| StoredMatch {
+            index: *index,
+            event_id: stored.event_id,
+            aggregate_id: stored.aggregate_id,
+            aggregate_type: &stored.aggregate_type,
+            sequence_number: stored.sequence_number as u64,
+            same_content: stored.event_type == req.batch.events[*index].event_type
+                && events_table::same_payload(stored.payload, req.events.datum(), *index),
         })
         .collect();
     match req.target.judge_reuse(&matches)? {
         Reuse::None => Ok(None),
-        Reuse::Retry => Ok(Some(existing.into_iter().map(|e| e.row).collect())),
+        Reuse::Retry => Ok(Some(
+            found
+                .into_iter()
+                .map(|(_, stored)| {
+                    (
+                        Uuid::from_bytes(stored.event_id),
+                        stored.sequence_number,
+                        stored.global_position,
+                        stored.transaction_id,
+                        recorded_at(stored.recorded_at),
+                    )
+                })
+                .collect(),
+        )),
     }
 }

@@ -3,9 +3,9 @@
 //! pgrx's `JsonB` parses the text into a `serde_json::Value`, losing the exact
 //! text the contract measures sizes on. This type keeps that text (from
 //! `jsonb_out`) and the datum itself, so the append path can validate the text
-//! and hand the binary value straight back to SQL.
+//! and read the fields for writing from the binary value itself.
 
-use pgrx::datum::{DatumWithOid, FromDatum};
+use pgrx::datum::FromDatum;
 use pgrx::{direct_function_call, impl_sql_translatable, pg_sys};
 use std::ffi::CStr;
 
@@ -21,11 +21,9 @@ impl JsonbText {
         &self.text
     }
 
-    /// The value as an SPI argument of type `jsonb`.
-    pub fn as_arg(&self) -> DatumWithOid<'_> {
-        // SAFETY: the datum is a detoasted jsonb that lives in the calling
-        // function's memory context, which outlives this call.
-        unsafe { DatumWithOid::new(self.datum, pg_sys::JSONBOID) }
+    /// The `jsonb` datum itself.
+    pub fn datum(&self) -> pg_sys::Datum {
+        self.datum
     }
 }
 

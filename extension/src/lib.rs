@@ -9,9 +9,11 @@ use pgrx::prelude::*;
 
 mod append;
 mod error;
+mod events_table;
 mod jsonb_text;
 mod notify;
 mod release;
+mod scopes;
 mod settings;
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -297,6 +297,11 @@ fn hand_over(database: u32) {
             return;
         };
         slot.in_flight = slot.in_flight.saturating_sub(1);
+        // Only the commit that makes the pending set non-empty wakes the
+        // notifier: any later one finds it already woken (or still busy
+        // with its last round, after which it looks again). A wake-up is a
+        // signal to another process, the dearest step of a small append.
+        let was_empty = slot.pending_len == 0 && !slot.overflow;
         for (tenant, _) in &tenants {
             let len = slot.pending_len as usize;
             if slot.pending[..len].contains(tenant) {
@@ -309,9 +314,14 @@ fn hand_over(database: u32) {
                 slot.pending_len += 1;
             }
         }
-        slot.latch
+        let became_pending = was_empty && (slot.pending_len > 0 || slot.overflow);
+        if became_pending {
+            slot.latch
+        } else {
+            0
+        }
     };
-    if latch != 0 && !tenants.is_empty() {
+    if latch != 0 {
         unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
     }
 }

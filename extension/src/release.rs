@@ -16,7 +16,7 @@
 
 use crate::error::{ContractError, SqlState};
 use pgrx::pg_sys;
-use pgrx::spi::SpiClient;
+use pgrx::spi::Spi;
 use std::cell::Cell;
 
 /// The SQL versions whose databases this library serves, oldest first: every
@@ -55,18 +55,20 @@ thread_local! {
 
 /// Refuses, once per backend, a database whose extension is at a version
 /// this library does not serve; notes the extension's owner.
-pub fn check_database(client: &SpiClient<'_>) -> Result<(), ContractError> {
+pub fn check_database() -> Result<(), ContractError> {
     if OWNER.get() != pg_sys::InvalidOid {
         return Ok(());
     }
-    let found = client
-        .select(
-            "SELECT extversion::pg_catalog.text, extowner FROM pg_catalog.pg_extension WHERE extname = 'forgeerp'",
-            Some(1),
-            &[],
-        )
-        .ok()
-        .and_then(|rows| rows.first().get_two::<String, pg_sys::Oid>().ok());
+    let found = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT extversion::pg_catalog.text, extowner FROM pg_catalog.pg_extension WHERE extname = 'forgeerp'",
+                Some(1),
+                &[],
+            )
+            .ok()
+            .and_then(|rows| rows.first().get_two::<String, pg_sys::Oid>().ok())
+    });
     match found {
         Some((Some(version), Some(owner))) if SERVED.contains(&version.as_str()) => {
             OWNER.set(owner);
