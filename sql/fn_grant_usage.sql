@@ -18,21 +18,34 @@ AS $$ SELECT 'forgeerp.append(uuid, text, uuid, bigint, jsonb),
               forgeerp.bind_tenant(uuid),
               forgeerp.version()' $$;
 
+-- The oid of role `role_name`; ES003 when it is NULL or names no role.
+-- Called only from grant_usage and revoke_usage (not granted), whose pinned
+-- search_path it runs under.
+CREATE FUNCTION forgeerp.existing_role(role_name name) RETURNS oid
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    role_oid oid;
+BEGIN
+    IF role_name IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = 'role_name must not be NULL';
+    END IF;
+    SELECT r.oid INTO role_oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) role_name;
+    IF role_oid IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = pg_catalog.format('role %I does not exist', role_name);
+    END IF;
+    RETURN role_oid;
+END
+$$;
+
 CREATE FUNCTION forgeerp.grant_usage(role_name name, tenant_id uuid DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, forgeerp, pg_temp
 AS $$
 DECLARE
-    role_oid oid;
+    role_oid oid := forgeerp.existing_role(role_name);
     scoped   uuid;
 BEGIN
-    IF role_name IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = 'role_name must not be NULL';
-    END IF;
-    SELECT r.oid INTO role_oid FROM pg_catalog.pg_roles r WHERE r.rolname = role_name;
-    IF role_oid IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = format('role %I does not exist', role_name);
-    END IF;
     IF grant_usage.tenant_id = '00000000-0000-0000-0000-000000000000' THEN
         RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = 'tenant_id must not be the nil uuid';
     END IF;
@@ -61,15 +74,8 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, forgeerp, pg_temp
 AS $$
 DECLARE
-    role_oid oid;
+    role_oid oid := forgeerp.existing_role(role_name);
 BEGIN
-    IF role_name IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = 'role_name must not be NULL';
-    END IF;
-    SELECT r.oid INTO role_oid FROM pg_catalog.pg_roles r WHERE r.rolname = role_name;
-    IF role_oid IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'ES003', MESSAGE = format('role %I does not exist', role_name);
-    END IF;
     EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I', forgeerp.usage_functions(), role_name);
     EXECUTE format('REVOKE USAGE ON SCHEMA forgeerp FROM %I', role_name);
     DELETE FROM forgeerp.role_scopes s WHERE s.role_id = role_oid;
