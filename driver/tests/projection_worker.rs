@@ -535,3 +535,256 @@ async fn rebuild_heals_a_stream_whose_events_commit_out_of_feed_order() {
         .collect();
     assert_eq!(history, vec![(1, 0), (2, 5), (3, 12)]);
 }
+
+/// Waits up to 5 s for `condition`.
+async fn within_5s(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "within 5 s: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two instances of one projection: one leads and applies, the other stands
+/// by; when the leader stops, or its connection is killed, the standby takes
+/// over within 5 s and nothing is lost or applied twice (the read model
+/// equals a rebuild from the streams).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_instance_leads_and_a_standby_takes_over() {
+    let (_, store, bus) = setup("_proj_leader").await;
+    let config = WorkerConfig {
+        standby_poll: Duration::from_millis(100),
+        ..quick()
+    };
+    let spawn = || {
+        ProjectionWorker::spawn(
+            store.pool().clone(),
+            bus.clone(),
+            InventoryStockProjection,
+            None,
+            config.clone(),
+        )
+    };
+    let first = spawn();
+    within_5s("the first instance leads", || first.is_leader()).await;
+    let second = spawn();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        first.is_leader() && !second.is_leader(),
+        "exactly one leads"
+    );
+
+    let dispatcher = CommandDispatcher::new(store.clone());
+    let (tenant, item) = (TenantId::random(), AggregateId::random());
+    let receive = |n: usize| {
+        let dispatcher = &dispatcher;
+        async move {
+            for _ in 0..n {
+                dispatcher
+                    .dispatch::<InventoryItem>(tenant, item, &C::ReceiveStock { quantity: 1 })
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    dispatcher
+        .dispatch::<InventoryItem>(
+            tenant,
+            item,
+            &C::CreateItem {
+                sku: "S".into(),
+                name: "N".into(),
+            },
+        )
+        .await
+        .unwrap();
+    receive(10).await;
+    caught_up(&store, "inventory_stock", None, last_position(&store).await).await;
+
+    // The leader stops: the standby takes over.
+    first.shutdown().await.unwrap();
+    within_5s("the standby takes over", || second.is_leader()).await;
+    receive(10).await;
+    caught_up(&store, "inventory_stock", None, last_position(&store).await).await;
+    expect_stock(&store, tenant, item, 20, 0).await;
+
+    // The new leader's connection is killed: a third instance takes over, and
+    // the old leader finds out at its next event and stands by.
+    let third = spawn();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!third.is_leader());
+    let killed: i64 = store
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1, "one session holds the projection's leadership");
+    within_5s("an instance takes over", || third.is_leader()).await;
+    receive(10).await;
+    caught_up(&store, "inventory_stock", None, last_position(&store).await).await;
+    within_5s("the old leader stands by", || !second.is_leader()).await;
+    expect_stock(&store, tenant, item, 30, 0).await;
+    let history = InventoryStockProjection::history(store.pool(), tenant, item)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 31, "every event once");
+    second.shutdown().await.unwrap();
+    third.shutdown().await.unwrap();
+
+    let live = InventoryStockProjection::stock(store.pool(), tenant)
+        .await
+        .unwrap();
+    InventoryStockProjection::rebuild_tenant(store.pool(), tenant)
+        .await
+        .unwrap();
+    assert_eq!(
+        InventoryStockProjection::stock(store.pool(), tenant)
+            .await
+            .unwrap(),
+        live,
+        "the read model equals a rebuild from the streams"
+    );
+}
+
+/// Logs every event it applies, and holds instance "slow" inside its first
+/// apply until the test lets it go.
+struct Logging {
+    instance: &'static str,
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl PgProjection for Logging {
+    fn name(&self) -> &str {
+        "logging"
+    }
+    async fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        if self.instance == "slow" {
+            self.gate.acquire().await.unwrap().forget();
+        }
+        tx.execute(
+            "INSERT INTO projection_log (event_id, instance) VALUES ($1, $2)",
+            &[&event.event_id.0, &self.instance],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A leader that loses its leadership in the middle of a batch (its
+/// connection killed while it applies) and then commits is fenced: the
+/// checkpoint it read has been moved by the new leader, so its commit
+/// writes nothing, the checkpoint never moves backwards, and every event is
+/// applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_leader_cannot_move_the_checkpoint_back() {
+    let (_, store, bus) = setup("_proj_fenced").await;
+    let admin = store.pool().get().await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE projection_log (event_id uuid NOT NULL, instance text NOT NULL)",
+        )
+        .await
+        .unwrap();
+    let config = WorkerConfig {
+        standby_poll: Duration::from_millis(100),
+        max_attempts: 1_000,
+        ..quick()
+    };
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let slow = ProjectionWorker::spawn(
+        store.pool().clone(),
+        bus.clone(),
+        Logging {
+            instance: "slow",
+            gate: gate.clone(),
+        },
+        None,
+        WorkerConfig {
+            batch_size: 1,
+            ..config.clone()
+        },
+    );
+    within_5s("the slow instance leads", || slow.is_leader()).await;
+    let (tenant, item) = (TenantId::random(), AggregateId::random());
+    let events = |n: usize| {
+        (0..n)
+            .map(|i| UncommittedEvent::new(tenant, "t", item, "E", json!({ "i": i })))
+            .collect::<Vec<_>>()
+    };
+    store.append(events(3), ExpectedVersion::Any).await.unwrap();
+    // The slow leader is now inside its first apply, holding the event.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let standby = ProjectionWorker::spawn(
+        store.pool().clone(),
+        bus,
+        Logging {
+            instance: "standby",
+            gate: gate.clone(),
+        },
+        None,
+        config,
+    );
+    admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap();
+    within_5s("the standby takes over", || standby.is_leader()).await;
+    let last = last_position(&store).await;
+    caught_up(&store, "logging", None, last).await;
+    // Let the stale leader finish its apply and try to commit.
+    gate.add_permits(100);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        ProjectionWorker::checkpoint(store.pool(), "logging", None)
+            .await
+            .unwrap(),
+        last,
+        "the checkpoint stays where the new leader put it"
+    );
+    store.append(events(2), ExpectedVersion::Any).await.unwrap();
+    caught_up(&store, "logging", None, last_position(&store).await).await;
+    let applied: Vec<(uuid::Uuid, i64)> = admin
+        .query(
+            "SELECT event_id, count(*) FROM projection_log GROUP BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(applied.len(), 5, "every event: {applied:?}");
+    assert!(
+        applied.iter().all(|(_, n)| *n == 1),
+        "each once: {applied:?}"
+    );
+    let by_slow: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM projection_log WHERE instance = 'slow'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(by_slow, 0, "the stale leader's batch was rolled back");
+    slow.shutdown().await.unwrap();
+    standby.shutdown().await.unwrap();
+}

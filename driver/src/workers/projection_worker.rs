@@ -16,6 +16,8 @@ use crate::ids::TenantId;
 use crate::tenant_binding::{begin_bound, switch_tenant, Access};
 use deadpool_postgres::Pool;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -39,6 +41,10 @@ pub enum ProjectionError {
     /// The worker's task ended without saying why: it panicked or was cancelled.
     #[error("the projection worker's task failed: {0}")]
     WorkerFailed(String),
+    /// The checkpoint is not where this worker read it: another instance
+    /// moved it. The worker rolls back and starts again from the checkpoint.
+    #[error("the checkpoint of projection {0} was moved by another instance")]
+    CheckpointMoved(String),
     /// The event's payload is not what the projection understands.
     #[error("cannot decode event: {0}")]
     Decode(String),
@@ -94,6 +100,9 @@ pub struct WorkerConfig {
     pub max_backoff: Duration,
     /// Most events applied in one transaction when they are already waiting.
     pub batch_size: usize,
+    /// How often a standby instance (another one leads the projection) tries
+    /// to take over.
+    pub standby_poll: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -103,6 +112,7 @@ impl Default for WorkerConfig {
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
             batch_size: 2000,
+            standby_poll: Duration::from_millis(500),
         }
     }
 }
@@ -111,9 +121,16 @@ impl Default for WorkerConfig {
 pub struct WorkerHandle {
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<FeedPosition, ProjectionError>>,
+    leading: Arc<AtomicBool>,
 }
 
 impl WorkerHandle {
+    /// Whether this instance leads its projection now (applies events), as
+    /// opposed to standing by while another instance does.
+    pub fn is_leader(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
     /// Finishes the event in hand, stops, and returns the saved checkpoint.
     pub async fn shutdown(self) -> Result<FeedPosition, ProjectionError> {
         let _ = self.stop.send(true);
@@ -137,8 +154,21 @@ impl ProjectionWorker {
         config: WorkerConfig,
     ) -> WorkerHandle {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(pool, bus, projection, tenant_id, config, stopped));
-        WorkerHandle { stop, task }
+        let leading = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run(
+            pool,
+            bus,
+            projection,
+            tenant_id,
+            config,
+            stopped,
+            leading.clone(),
+        ));
+        WorkerHandle {
+            stop,
+            task,
+            leading,
+        }
     }
 
     /// The checkpoint of `projection` for `tenant_id` (None: all tenants).
@@ -165,6 +195,71 @@ fn tenant_key(tenant_id: Option<TenantId>) -> String {
     tenant_id.map_or_else(|| "*".to_string(), |t| t.to_string())
 }
 
+/// The leadership of one projection (and tenant key): a connection of its
+/// own, taken out of the pool, whose session holds the advisory lock.
+/// Dropping it closes the connection, which lets go of the lock.
+struct Leadership {
+    client: deadpool_postgres::ClientWrapper,
+}
+
+impl Leadership {
+    /// Waits until this instance leads, trying every `standby_poll`; None
+    /// when told to stop first.
+    async fn acquire(
+        pool: &Pool,
+        name: &str,
+        tenant_id: Option<TenantId>,
+        config: &WorkerConfig,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Option<Leadership> {
+        let mut standing_by = false;
+        loop {
+            match Leadership::try_lead(pool, name, tenant_id).await {
+                Ok(Some(leadership)) => {
+                    tracing::info!(projection = name, "leading the projection");
+                    return Some(leadership);
+                }
+                Ok(None) if !standing_by => {
+                    tracing::info!(
+                        projection = name,
+                        "another instance leads the projection; standing by"
+                    );
+                    standing_by = true;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, projection = name, "cannot try to lead; retrying")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(config.standby_poll) => {}
+                _ = stopped.changed() => return None,
+            }
+        }
+    }
+
+    async fn try_lead(
+        pool: &Pool,
+        name: &str,
+        tenant_id: Option<TenantId>,
+    ) -> Result<Option<Leadership>, ProjectionError> {
+        let client = deadpool_postgres::Object::take(pool.get().await?);
+        let leads: bool = client
+            .query_one(
+                include_str!("../../sql/worker/try_lead.sql"),
+                &[&name, &tenant_key(tenant_id)],
+            )
+            .await?
+            .get(0);
+        Ok(leads.then_some(Leadership { client }))
+    }
+
+    /// Whether the lock is still held: false once its connection broke.
+    fn holds(&self) -> bool {
+        !self.client.is_closed()
+    }
+}
+
 async fn run<P: PgProjection, B: EventBus>(
     pool: Pool,
     bus: B,
@@ -172,65 +267,154 @@ async fn run<P: PgProjection, B: EventBus>(
     tenant_id: Option<TenantId>,
     config: WorkerConfig,
     mut stopped: watch::Receiver<bool>,
+    leading: Arc<AtomicBool>,
 ) -> Result<FeedPosition, ProjectionError> {
-    let mut position = ProjectionWorker::checkpoint(&pool, projection.name(), tenant_id).await?;
-    let mut subscription = loop {
-        match bus.subscribe(position, tenant_id).await {
-            Ok(subscription) => break subscription,
-            Err(error) => {
-                tracing::warn!(%error, "cannot subscribe; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(config.max_backoff) => {}
-                    _ = stopped.changed() => return Ok(position),
-                }
-            }
-        }
-    };
+    let name = projection.name().to_string();
+    let mut position = FeedPosition::default();
     loop {
-        let first = tokio::select! {
-            event = subscription.recv() => match event {
-                Some(event) => event,
-                None => break,
-            },
-            _ = stopped.changed() => break,
+        let Some(leadership) =
+            Leadership::acquire(&pool, &name, tenant_id, &config, &mut stopped).await
+        else {
+            return Ok(position);
         };
-        // Whatever is already waiting goes into the same transaction.
-        let mut batch = vec![first];
-        while batch.len() < config.batch_size.max(1) {
-            match subscription.try_recv() {
-                Some(event) => batch.push(event),
-                None => break,
+        leading.store(true, Ordering::SeqCst);
+        metrics::gauge!("forgeerp_projection_leader", "projection" => name.clone()).set(1.0);
+        let led = lead(
+            &pool,
+            &bus,
+            &projection,
+            tenant_id,
+            &config,
+            &mut stopped,
+            &leadership,
+        )
+        .await;
+        leading.store(false, Ordering::SeqCst);
+        metrics::gauge!("forgeerp_projection_leader", "projection" => name.clone()).set(0.0);
+        drop(leadership);
+        match led {
+            Ok(Led::Stopped(at)) => return Ok(at),
+            Ok(Led::LostLeadership(at)) => {
+                tracing::warn!(projection = %name, "lost the leadership (its connection broke); standing by");
+                position = at;
             }
-        }
-        batch.retain(|event| event.position() > position); // delivered again: already applied
-        let Some(last) = batch.last().map(StoredEvent::position) else {
-            continue;
-        };
-        if batch.len() > 1 {
-            match apply_batch_once(&pool, &projection, tenant_id, &batch).await {
-                Ok(()) => {
-                    position = last;
-                    projection.committed(&batch);
-                    continue;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, events = batch.len(), "batch failed; applying its events one by one")
-                }
-            }
-        }
-        for event in batch {
-            if let Err(error) =
-                apply_one(&pool, &projection, tenant_id, &config, &stopped, &event).await
-            {
-                subscription.close().await;
-                return Err(error);
-            }
-            position = event.position();
-            projection.committed(std::slice::from_ref(&event));
+            Err(error) => return Err(error),
         }
     }
-    subscription.close().await;
-    Ok(position)
+}
+
+/// How a spell of leadership ended.
+enum Led {
+    /// Told to stop; the checkpoint is saved.
+    Stopped(FeedPosition),
+    /// The leadership's connection broke: another instance may lead now.
+    LostLeadership(FeedPosition),
+}
+
+/// Applies the feed while this instance leads: from the saved checkpoint,
+/// again from the checkpoint whenever another instance turns out to have
+/// moved it.
+async fn lead<P: PgProjection, B: EventBus>(
+    pool: &Pool,
+    bus: &B,
+    projection: &P,
+    tenant_id: Option<TenantId>,
+    config: &WorkerConfig,
+    stopped: &mut watch::Receiver<bool>,
+    leadership: &Leadership,
+) -> Result<Led, ProjectionError> {
+    'from_checkpoint: loop {
+        let mut position = ProjectionWorker::checkpoint(pool, projection.name(), tenant_id).await?;
+        let mut subscription = loop {
+            match bus.subscribe(position, tenant_id).await {
+                Ok(subscription) => break subscription,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot subscribe; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(config.max_backoff) => {}
+                        _ = stopped.changed() => return Ok(Led::Stopped(position)),
+                    }
+                }
+            }
+        };
+        loop {
+            let first = tokio::select! {
+                event = subscription.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+                _ = stopped.changed() => break,
+            };
+            if !leadership.holds() {
+                subscription.close().await;
+                return Ok(Led::LostLeadership(position));
+            }
+            // Whatever is already waiting goes into the same transaction.
+            let mut batch = vec![first];
+            while batch.len() < config.batch_size.max(1) {
+                match subscription.try_recv() {
+                    Some(event) => batch.push(event),
+                    None => break,
+                }
+            }
+            batch.retain(|event| event.position() > position); // delivered again: already applied
+            let Some(last) = batch.last().map(StoredEvent::position) else {
+                continue;
+            };
+            if batch.len() > 1 {
+                match apply_batch_once(pool, projection, tenant_id, position, &batch).await {
+                    Ok(()) => {
+                        position = last;
+                        applied(projection, &batch);
+                        continue;
+                    }
+                    Err(ProjectionError::CheckpointMoved(_)) => {
+                        tracing::warn!(
+                            "the checkpoint was moved by another instance; starting again from it"
+                        );
+                        subscription.close().await;
+                        continue 'from_checkpoint;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, events = batch.len(), "batch failed; applying its events one by one")
+                    }
+                }
+            }
+            for event in batch {
+                match apply_one(
+                    pool, projection, tenant_id, config, stopped, position, &event,
+                )
+                .await
+                {
+                    Ok(()) => {}
+                    Err(ProjectionError::CheckpointMoved(_)) => {
+                        tracing::warn!(
+                            "the checkpoint was moved by another instance; starting again from it"
+                        );
+                        subscription.close().await;
+                        continue 'from_checkpoint;
+                    }
+                    Err(error) => {
+                        subscription.close().await;
+                        return Err(error);
+                    }
+                }
+                position = event.position();
+                applied(projection, std::slice::from_ref(&event));
+            }
+        }
+        subscription.close().await;
+        return Ok(Led::Stopped(position));
+    }
+}
+
+/// After a commit: the projection's hook and the counters.
+fn applied<P: PgProjection>(projection: &P, events: &[StoredEvent]) {
+    projection.committed(events);
+    let name = projection.name().to_string();
+    metrics::counter!("forgeerp_projection_applied_total", "projection" => name.clone())
+        .increment(events.len() as u64);
+    metrics::counter!("forgeerp_projection_batches_total", "projection" => name).increment(1);
 }
 
 /// One event, with retries, parked when it keeps failing.
@@ -240,6 +424,7 @@ async fn apply_one<P: PgProjection>(
     tenant_id: Option<TenantId>,
     config: &WorkerConfig,
     stopped: &watch::Receiver<bool>,
+    from: FeedPosition,
     event: &StoredEvent,
 ) -> Result<(), ProjectionError> {
     {
@@ -248,8 +433,9 @@ async fn apply_one<P: PgProjection>(
             let mut backoff = config.min_backoff;
             let mut attempt = 1;
             loop {
-                match apply_once(pool, projection, tenant_id, event).await {
+                match apply_once(pool, projection, tenant_id, from, event).await {
                     Ok(()) => return Ok(()),
+                    Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
                     Err(error) if attempt < config.max_attempts => {
                         tracing::warn!(%error, attempt, "projection failed; retrying");
                         tokio::time::sleep(backoff).await;
@@ -260,8 +446,12 @@ async fn apply_one<P: PgProjection>(
                         tracing::error!(%error, event_id = %event.event_id, "projection keeps failing; parking the event");
                         // Parking must not be lost either: retry until it lands or we are told to stop.
                         loop {
-                            match park(pool, projection, tenant_id, event, &error, attempt).await {
-                                Ok(()) => return Ok(()),
+                            match park(pool, projection, tenant_id, from, event, &error, attempt).await {
+                                Ok(()) => {
+                                    metrics::counter!("forgeerp_projection_parked_total", "projection" => projection.name().to_string()).increment(1);
+                                    return Ok(());
+                                }
+                                Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
                                 Err(park_error) if *stopped.borrow() => return Err(park_error),
                                 Err(park_error) => {
                                     tracing::error!(%park_error, "cannot park the event; retrying");
@@ -284,6 +474,7 @@ async fn apply_batch_once<P: PgProjection>(
     pool: &Pool,
     projection: &P,
     tenant_id: Option<TenantId>,
+    from: FeedPosition,
     batch: &[StoredEvent],
 ) -> Result<(), ProjectionError> {
     let mut client = pool.get().await?;
@@ -294,6 +485,7 @@ async fn apply_batch_once<P: PgProjection>(
         &tx,
         projection.name(),
         tenant_id,
+        from,
         &batch[batch.len() - 1],
     ));
     for run in batch.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
@@ -320,42 +512,47 @@ async fn apply_batch_once<P: PgProjection>(
     Ok(())
 }
 
-/// Moves the checkpoint to `event`, inside the caller's transaction.
+/// Moves the checkpoint from `from` (where this worker read it) to `event`,
+/// inside the caller's transaction; [`ProjectionError::CheckpointMoved`]
+/// when it is no longer at `from`.
 async fn save_checkpoint(
     tx: &tokio_postgres::Transaction<'_>,
     projection: &str,
     tenant_id: Option<TenantId>,
+    from: FeedPosition,
     event: &StoredEvent,
 ) -> Result<(), ProjectionError> {
-    tx.execute(
-        SAVE_CHECKPOINT,
-        &[
-            &projection,
-            &tenant_key(tenant_id),
-            &event.transaction_id,
-            &event.global_position,
-        ],
-    )
-    .await?;
+    let moved = tx
+        .execute(
+            include_str!("../../sql/worker/save_checkpoint.sql"),
+            &[
+                &projection,
+                &tenant_key(tenant_id),
+                &from.transaction_id,
+                &from.global_position,
+                &event.transaction_id,
+                &event.global_position,
+            ],
+        )
+        .await?;
+    if moved == 0 {
+        return Err(ProjectionError::CheckpointMoved(projection.to_string()));
+    }
     Ok(())
 }
-
-const SAVE_CHECKPOINT: &str = "INSERT INTO forgeerp_read.checkpoints (projection, tenant_key, transaction_id, global_position)
-     VALUES ($1, $2, $3, $4)
-     ON CONFLICT (projection, tenant_key) DO UPDATE
-        SET transaction_id = excluded.transaction_id, global_position = excluded.global_position, updated_at = now()";
 
 /// One attempt: bind, apply, save the checkpoint, commit.
 async fn apply_once<P: PgProjection>(
     pool: &Pool,
     projection: &P,
     tenant_id: Option<TenantId>,
+    from: FeedPosition,
     event: &StoredEvent,
 ) -> Result<(), ProjectionError> {
     let mut client = pool.get().await?;
     let tx = begin_bound(&mut client, event.tenant_id, Access::ReadWrite).await?;
     projection.apply(&tx, event).await?;
-    save_checkpoint(&tx, projection.name(), tenant_id, event).await?;
+    save_checkpoint(&tx, projection.name(), tenant_id, from, event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -365,6 +562,7 @@ async fn park<P: PgProjection>(
     pool: &Pool,
     projection: &P,
     tenant_id: Option<TenantId>,
+    from: FeedPosition,
     event: &StoredEvent,
     error: &ProjectionError,
     attempts: u32,
@@ -389,7 +587,7 @@ async fn park<P: PgProjection>(
         ],
     )
     .await?;
-    save_checkpoint(&tx, projection.name(), tenant_id, event).await?;
+    save_checkpoint(&tx, projection.name(), tenant_id, from, event).await?;
     tx.commit().await?;
     Ok(())
 }
