@@ -11,6 +11,7 @@ mod rebuild;
 mod stats;
 mod streams;
 mod tail;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use error::CliError;
@@ -25,8 +26,20 @@ struct Cli {
     /// The database (a libpq URL); default: the private cluster of scripts/setup.sh.
     #[arg(long, env = "DATABASE_URL", global = true)]
     database_url: Option<String>,
+    /// Logs on stderr: human (default) or json.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Lines for people.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -84,11 +97,27 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Streams, events, feed lag per projection, notification queue usage.
-    Stats,
+    /// Streams, events, feed lag per projection, notification queue usage:
+    /// the planner's estimates, instant at any size.
+    Stats {
+        /// Exact counts instead of estimates (scans the events: slow on a large store).
+        #[arg(long)]
+        exact: bool,
+    },
     /// Brings the driver's own tables (schema forgeerp_read) up to date:
     /// numbered migrations, each applied once; safe to run at any time.
     Migrate,
+    /// Runs the read side as a service until SIGTERM or SIGINT: the stock
+    /// projection (one instance leads, others stand by) and the anomaly
+    /// runner, with Prometheus metrics and a health check.
+    Worker {
+        /// The configuration file (TOML; see docker/worker.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Serve /metrics and /health on this address (for example 127.0.0.1:9187).
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
+    },
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -102,19 +131,30 @@ async fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FORGEERP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // Services log what they do; one-shot commands only their errors.
+    let default_filter = match cli.command {
+        Command::Worker { .. } => "info",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FORGEERP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let url = cli
         .database_url
         .clone()
         .unwrap_or_else(connect::default_database_url);
-    match run(cli.command, &url).await {
+    let result = match cli.command {
+        Command::Worker { config, metrics } => run_worker(cli.database_url, config, metrics).await,
+        command => run(command, &url).await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("forgeerp: {error}");
@@ -141,9 +181,27 @@ async fn run(command: Command, url: &str) -> Result<(), CliError> {
             limit,
         } => tail::run(url, tenant, after, checkpoint, limit).await,
         Command::Rebuild { tenant, .. } => rebuild::run(url, tenant).await,
-        Command::Stats => stats::run(url).await,
+        Command::Stats { exact } => stats::run(url, exact).await,
         Command::Migrate => migrate(url).await,
+        Command::Worker { .. } => unreachable!("run_worker handles it"),
     }
+}
+
+/// `forgeerp worker`: the file's settings, with `--metrics` and the
+/// database URL of `--database-url` / `DATABASE_URL` winning over them.
+async fn run_worker(
+    url: Option<String>,
+    config: Option<PathBuf>,
+    metrics: Option<std::net::SocketAddr>,
+) -> Result<(), CliError> {
+    let mut file = worker::read_config(config.as_deref())?;
+    if metrics.is_some() {
+        file.metrics = metrics;
+    }
+    let url = url
+        .or_else(|| file.database_url.clone())
+        .unwrap_or_else(connect::default_database_url);
+    worker::run(&url, file).await
 }
 
 /// `forgeerp migrate`: one line saying what it found and did.

@@ -6,15 +6,19 @@ use tokio_postgres::error::SqlState;
 
 /// Prints streams, events, tenants, the feed's head and hold-back, each
 /// projection's checkpoint and lag, parked events and the notification
-/// queue's usage.
-pub async fn run(url: &str) -> Result<(), CliError> {
+/// queue's usage. Counts are the planner's estimates (instant at any size,
+/// labelled as such) unless `exact`, which scans the events.
+pub async fn run(url: &str, exact: bool) -> Result<(), CliError> {
     let store = connect(url, 1).await?;
     let client = store.pool().get().await?;
+    let counts = if exact {
+        include_str!("../sql/stats_exact_counts.sql")
+    } else {
+        include_str!("../sql/stats_estimated_counts.sql")
+    };
+    let label = if exact { "" } else { " (estimate)" };
     let totals = client
-        .query_one(
-            "SELECT count(DISTINCT tenant_id), count(DISTINCT (tenant_id, aggregate_id)), count(*) FROM forgeerp.events",
-            &[],
-        )
+        .query_one(counts, &[])
         .await
         .map_err(|e| match e.code() {
             Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => CliError::failed(
@@ -38,9 +42,9 @@ pub async fn run(url: &str) -> Result<(), CliError> {
         .query_one("SELECT pg_notification_queue_usage()", &[])
         .await?
         .get(0);
-    println!("tenants              {tenants}");
-    println!("streams              {streams}");
-    println!("events               {events}");
+    println!("tenants              {tenants}{label}");
+    println!("streams              {streams}{label}");
+    println!("events               {events}{label}");
     match head {
         Some((t, p)) => println!("feed head            {t}:{p}"),
         None => println!("feed head            (empty)"),
@@ -59,23 +63,19 @@ pub async fn run(url: &str) -> Result<(), CliError> {
         println!("projections          (none: no read models in this database)");
         return Ok(());
     }
-    let checkpoints = client
-        .query(
-            "SELECT c.projection, c.tenant_key, c.transaction_id, c.global_position, c.updated_at,
-                    (SELECT count(*) FROM forgeerp.events e
-                      WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)
-                        AND (c.tenant_key = '*' OR e.tenant_id::text = c.tenant_key)) AS lag
-               FROM forgeerp_read.checkpoints c ORDER BY 1, 2",
-            &[],
-        )
-        .await?;
+    let lags = if exact {
+        include_str!("../sql/stats_exact_lags.sql")
+    } else {
+        include_str!("../sql/stats_estimated_lags.sql")
+    };
+    let checkpoints = client.query(lags, &[]).await?;
     println!("projections");
     for row in &checkpoints {
         let (name, tenant, t, p, lag): (String, String, i64, i64, i64) =
             (row.get(0), row.get(1), row.get(2), row.get(3), row.get(5));
         let updated: chrono::DateTime<chrono::Utc> = row.get(4);
         println!(
-            "  {name} [{tenant}]  at {t}:{p}  lag {lag} event(s)  updated {}",
+            "  {name} [{tenant}]  at {t}:{p}  lag {lag} event(s){label}  updated {}",
             updated.format("%Y-%m-%d %H:%M:%S UTC")
         );
     }

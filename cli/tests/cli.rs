@@ -448,11 +448,23 @@ fn stats_counts_streams_events_and_projection_lag() {
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
-    let out = forgeerp(&url, &["stats"]);
+    let out = forgeerp(&url, &["stats", "--exact"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.contains("streams              2"), "{stdout}");
-    assert!(stdout.contains("events               4"), "{stdout}");
+    assert!(stdout.contains("streams              2\n"), "{stdout}");
+    assert!(stdout.contains("events               4\n"), "{stdout}");
+    // Without --exact: the planner's estimates, labelled (exact here once
+    // the table is analyzed: 4 rows, 2 aggregates).
+    admin.query(&db, "ANALYZE forgeerp.events");
+    let estimated = text(&forgeerp(&url, &["stats"]).stdout);
+    assert!(
+        estimated.contains("streams              2 (estimate)"),
+        "{estimated}"
+    );
+    assert!(
+        estimated.contains("events               4 (estimate)"),
+        "{estimated}"
+    );
     assert!(stdout.contains("notification queue"), "{stdout}");
     assert!(stdout.contains("no read models"), "{stdout}");
     // After a rebuild, a checkpoint-less model: still no projection checkpoint rows, but the schema exists.
@@ -464,9 +476,14 @@ fn stats_counts_streams_events_and_projection_lag() {
         text(&out.stdout)
     );
     admin.query(&db, "INSERT INTO forgeerp_read.checkpoints (projection, tenant_key, transaction_id, global_position) VALUES ('inventory_stock', '*', 0, 0)");
+    let stdout = text(&forgeerp(&url, &["stats", "--exact"]).stdout);
+    assert!(
+        stdout.contains("inventory_stock [*]  at 0:0  lag 4 event(s)  "),
+        "{stdout}"
+    );
     let stdout = text(&forgeerp(&url, &["stats"]).stdout);
     assert!(
-        stdout.contains("inventory_stock [*]  at 0:0  lag 4 event(s)"),
+        stdout.contains("inventory_stock [*]  at 0:0  lag 4 event(s) (estimate)"),
         "{stdout}"
     );
 }
@@ -492,4 +509,142 @@ fn a_closed_pipe_ends_the_output_quietly() {
     let out = demo.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A free loopback port for the worker's metrics.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP GET on loopback: (status, body).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Some((status, body))
+}
+
+#[test]
+fn the_worker_service_applies_serves_metrics_and_stops_on_sigterm() {
+    let admin = admin();
+    let db = admin.fresh("worker", true);
+    let url = admin.url(&db);
+    let dir = std::env::temp_dir().join(format!("forgeerp-worker-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // A bad key is one line naming it, with exit code 2.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "pool_size = 4\n[stock_projection]\nbatchsize = 10\n").unwrap();
+    let out = forgeerp(&url, &["worker", "--config", bad.to_str().unwrap()]);
+    assert_one_clear_line(&out, 2, "unknown field `batchsize`");
+
+    let port = free_port();
+    let config = dir.join("worker.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/worker.example.toml"),
+        &config,
+    )
+    .expect("the example configuration");
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_forgeerp"))
+        .args([
+            "worker",
+            "--config",
+            config.to_str().unwrap(),
+            "--metrics",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("DATABASE_URL", &url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tenant = "5b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11";
+    let item = "0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
+    let out = forgeerp(
+        &url,
+        &[
+            "append",
+            "--tenant",
+            tenant,
+            "--type",
+            "inventory.item",
+            "--aggregate",
+            item,
+            r#"[{"event_type": "ItemCreated", "payload": {"sku": "S", "name": "N"}}, {"event_type": "StockReceived", "payload": {"quantity": 7}}]"#,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The worker leads, applies both events, and says so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let metrics = loop {
+        if let Some((200, body)) = http_get(port, "/metrics") {
+            if body.contains("forgeerp_projection_applied_total{projection=\"inventory_stock\"} 2")
+            {
+                break body;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never applied the events"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        metrics.contains("forgeerp_projection_leader{projection=\"inventory_stock\"} 1"),
+        "{metrics}"
+    );
+    let on_hand = admin.query(
+        &db,
+        "SELECT value->>'on_hand' FROM forgeerp_read.entries WHERE model = 'inventory_stock'",
+    );
+    assert_eq!(on_hand[0][0].as_deref(), Some("7"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while http_get(port, "/health").map(|(status, _)| status) != Some(200) {
+        assert!(std::time::Instant::now() < deadline, "never healthy");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        http_get(port, "/nothing").map(|(status, _)| status),
+        Some(404)
+    );
+
+    // SIGTERM: the checkpoint is saved and the process exits 0 within 10 s.
+    let stopped_at = std::time::Instant::now();
+    unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped_at.elapsed() < std::time::Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(worker.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    let checkpoint = admin.query(
+        &db,
+        "SELECT global_position FROM forgeerp_read.checkpoints WHERE projection = 'inventory_stock'",
+    );
+    assert_eq!(checkpoint[0][0].as_deref(), Some("2"));
+    std::fs::remove_dir_all(&dir).ok();
 }
