@@ -179,6 +179,33 @@ pub fn wait_for_feed(db: &mut Client) {
     }
 }
 
+/// Waits (up to 10 s) until every backend of `pids` shows in
+/// `pg_stat_activity` as waiting on a lock; `meanwhile` runs between looks
+/// (to fail early). Panics when they do not.
+pub fn wait_for_lock_waits(pids: &[i32], meanwhile: impl Fn()) {
+    let mut watcher = connect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1) AND wait_event_type = 'Lock'",
+                &[&pids],
+            )
+            .unwrap()
+            .get(0);
+        if waiting == pids.len() as i64 {
+            return;
+        }
+        meanwhile();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {waiting} of {} sessions wait on a lock",
+            pids.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// A session's part in an [`overlapped`] race, run on a thread of its own.
 pub type Waiter<T> = Box<dyn FnOnce(&mut Client) -> T + Send>;
 
@@ -212,30 +239,12 @@ pub fn overlapped<T: Send + 'static>(
     let pids: Vec<i32> = (0..handles.len())
         .map(|_| started.recv().unwrap())
         .collect();
-    let mut watcher = connect();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let waiting: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1) AND wait_event_type = 'Lock'",
-                &[&pids],
-            )
-            .unwrap()
-            .get(0);
-        if waiting == pids.len() as i64 {
-            break;
-        }
+    wait_for_lock_waits(&pids, || {
         assert!(
             handles.iter().all(|h| !h.is_finished()),
             "a waiter finished while the first writer held its transaction: it did not queue behind it"
         );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {waiting} of {} waiters queued behind the first writer's lock",
-            pids.len()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    });
     tx.commit().unwrap();
     handles
         .into_iter()

@@ -5,7 +5,6 @@
 
 use forgeerp_server_tests::*;
 use serde_json::json;
-use std::time::Duration;
 use uuid::Uuid;
 
 /// The 3rd of 5 events fails at its insert, after the first two are written:
@@ -131,26 +130,8 @@ fn a_cancelled_lock_wait_leaves_the_backend_healthy() {
             sqlstate(&append(&mut waiter, tenant, "t", held, None, &ticks(1)).unwrap_err());
         (cancelled, waiter)
     });
-    let mut watcher = connect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let waits: bool = watcher
-            .query_one(
-                "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1",
-                &[&pid],
-            )
-            .unwrap()
-            .get(0);
-        if waits {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never waited on the lock"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    watcher
+    wait_for_lock_waits(&[pid], || {});
+    connect()
         .execute("SELECT pg_cancel_backend($1)", &[&pid])
         .unwrap();
     let (cancelled, mut waiter) = waiting.join().unwrap();

@@ -361,51 +361,64 @@ async fn lead<P: PgProjection, B: EventBus>(
             let Some(last) = batch.last().map(StoredEvent::position) else {
                 continue;
             };
-            if batch.len() > 1 {
-                match apply_batch_once(pool, projection, tenant_id, position, &batch).await {
-                    Ok(()) => {
-                        position = last;
-                        applied(projection, &batch);
-                        continue;
-                    }
-                    Err(ProjectionError::CheckpointMoved(_)) => {
-                        tracing::warn!(
-                            "the checkpoint was moved by another instance; starting again from it"
-                        );
-                        subscription.close().await;
-                        continue 'from_checkpoint;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, events = batch.len(), "batch failed; applying its events one by one")
-                    }
+            let outcome = apply_in_order(
+                pool, projection, tenant_id, config, stopped, position, batch,
+            )
+            .await;
+            match outcome {
+                Ok(()) => position = last,
+                Err(ProjectionError::CheckpointMoved(_)) => {
+                    tracing::warn!(
+                        "the checkpoint was moved by another instance; starting again from it"
+                    );
+                    subscription.close().await;
+                    continue 'from_checkpoint;
                 }
-            }
-            for event in batch {
-                match apply_one(
-                    pool, projection, tenant_id, config, stopped, position, &event,
-                )
-                .await
-                {
-                    Ok(()) => {}
-                    Err(ProjectionError::CheckpointMoved(_)) => {
-                        tracing::warn!(
-                            "the checkpoint was moved by another instance; starting again from it"
-                        );
-                        subscription.close().await;
-                        continue 'from_checkpoint;
-                    }
-                    Err(error) => {
-                        subscription.close().await;
-                        return Err(error);
-                    }
+                Err(error) => {
+                    subscription.close().await;
+                    return Err(error);
                 }
-                position = event.position();
-                applied(projection, std::slice::from_ref(&event));
             }
         }
         subscription.close().await;
         return Ok(Led::Stopped(position));
     }
+}
+
+/// Applies `batch` (events after `from`, in feed order): in one transaction
+/// when it has several events, else (or when that fails) one by one, each
+/// with its retries. Stops at the first error that is not the event's own.
+async fn apply_in_order<P: PgProjection>(
+    pool: &Pool,
+    projection: &P,
+    tenant_id: Option<TenantId>,
+    config: &WorkerConfig,
+    stopped: &watch::Receiver<bool>,
+    from: FeedPosition,
+    batch: Vec<StoredEvent>,
+) -> Result<(), ProjectionError> {
+    if batch.len() > 1 {
+        match apply_batch_once(pool, projection, tenant_id, from, &batch).await {
+            Ok(()) => {
+                applied(projection, &batch);
+                return Ok(());
+            }
+            Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
+            Err(error) => {
+                tracing::warn!(%error, events = batch.len(), "batch failed; applying its events one by one")
+            }
+        }
+    }
+    let mut position = from;
+    for event in batch {
+        apply_one(
+            pool, projection, tenant_id, config, stopped, position, &event,
+        )
+        .await?;
+        position = event.position();
+        applied(projection, std::slice::from_ref(&event));
+    }
+    Ok(())
 }
 
 /// After a commit: the projection's hook and the counters.
