@@ -648,3 +648,190 @@ fn the_worker_service_applies_serves_metrics_and_stops_on_sigterm() {
     assert_eq!(checkpoint[0][0].as_deref(), Some("2"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A `forgeerp worker` process of the fault test, with its metrics port.
+struct WorkerProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl WorkerProcess {
+    fn start(url: &str) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_forgeerp"))
+            .args([
+                "worker",
+                "--metrics",
+                &format!("127.0.0.1:{port}"),
+                "--log-format",
+                "json",
+            ])
+            .env("DATABASE_URL", url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        WorkerProcess { child, port }
+    }
+
+    fn leads(&self) -> bool {
+        http_get(self.port, "/metrics").is_some_and(|(_, body)| {
+            body.contains("forgeerp_projection_leader{projection=\"inventory_stock\"} 1")
+        })
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits up to `limit` for `condition`.
+fn within(limit: Duration, what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Real worker processes under faults, while events are appended: two
+/// started at the same instant on an empty checkpoint, the leader killed
+/// with `kill -9` (a standby takes over within 5 s), every worker
+/// connection killed with `pg_terminate_backend`, and the server stopped
+/// with `-m immediate` and started again. At the end the read model equals
+/// a rebuild from the streams, and every event was applied once.
+#[test]
+fn worker_processes_survive_kill_9_terminated_connections_and_an_immediate_stop() {
+    let admin = admin();
+    let db = admin.fresh("worker_faults", true);
+    let url = admin.url(&db);
+    let tenant = "7b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11";
+    let items: Vec<String> = (1..=4)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
+    for item in &items {
+        admin.query(&db, &format!(
+            "SELECT 1 FROM forgeerp.append('{tenant}', 'inventory.item', '{item}', 0,
+               '[{{\"event_type\": \"ItemCreated\", \"payload\": {{\"sku\": \"S\", \"name\": \"N\"}}}}]')"
+        ));
+    }
+    // Two workers started at the same instant, on an empty checkpoint.
+    let mut workers = vec![WorkerProcess::start(&url), WorkerProcess::start(&url)];
+    within(Duration::from_secs(10), "one worker leads", || {
+        workers.iter().filter(|w| w.leads()).count() == 1
+    });
+
+    // Receipts all along, ten per statement, across the faults.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, db, items, tenant) =
+            (stop.clone(), db.clone(), items.clone(), tenant.to_string());
+        std::thread::spawn(move || {
+            let admin = postgres_admin::Admin::new();
+            let mut round = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let item = &items[round % items.len()];
+                let sql = format!(
+                    "SELECT count(*) FROM generate_series(1, 10), LATERAL forgeerp.append('{tenant}', 'inventory.item', '{item}', NULL,
+                       '[{{\"event_type\": \"StockReceived\", \"payload\": {{\"quantity\": 1}}}}]')"
+                );
+                // The server may be down for a moment (below): that statement did not happen.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    admin.query(&db, &sql)
+                }));
+                round += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(700));
+
+    // kill -9 of the leader: the standby takes over within 5 s.
+    let leader = workers.iter().position(WorkerProcess::leads).unwrap();
+    let mut killed = workers.remove(leader);
+    unsafe { libc::kill(killed.child.id() as i32, libc::SIGKILL) };
+    killed.child.wait().unwrap();
+    within(Duration::from_secs(5), "the standby takes over", || {
+        workers[0].leads()
+    });
+    workers.push(WorkerProcess::start(&url));
+    std::thread::sleep(Duration::from_millis(700));
+
+    // Every connection of the workers killed.
+    admin.query(
+        "postgres",
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE datname = '{db}' AND backend_type = 'client backend'"
+        ),
+    );
+    within(Duration::from_secs(10), "a worker leads again", || {
+        workers.iter().filter(|w| w.leads()).count() == 1
+    });
+    std::thread::sleep(Duration::from_millis(700));
+
+    // The server stopped with -m immediate, then started again.
+    let pgdata = std::env::var("FORGEERP_PGDATA")
+        .expect("FORGEERP_PGDATA names the private cluster (source scripts/env.sh)");
+    for args in [
+        vec!["-D", &pgdata, "-w", "-m", "immediate", "stop"],
+        vec![
+            "-D",
+            &pgdata,
+            "-w",
+            "start",
+            "-l",
+            &format!("{pgdata}/server.log"),
+        ],
+    ] {
+        let status = Command::new("runuser")
+            .args(["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl"])
+            .args(&args)
+            .env("RUST_BACKTRACE", "full")
+            .current_dir("/")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl {args:?}");
+    }
+    within(
+        Duration::from_secs(15),
+        "a worker leads after the restart",
+        || workers.iter().filter(|w| w.leads()).count() == 1,
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().unwrap();
+
+    // Caught up: the checkpoint at the feed's last event.
+    within(Duration::from_secs(20), "the projection catches up", || {
+        let last = admin.query(&db, "SELECT transaction_id || ':' || global_position FROM forgeerp.events ORDER BY transaction_id DESC, global_position DESC LIMIT 1");
+        let at = admin.query(&db, "SELECT transaction_id || ':' || global_position FROM forgeerp_read.checkpoints WHERE projection = 'inventory_stock'");
+        !at.is_empty() && at[0][0] == last[0][0]
+    });
+    drop(workers);
+
+    // Every receipt once: on hand per item is the number of its receipts.
+    let on_hand = admin.query(&db, "SELECT key, value->>'on_hand' FROM forgeerp_read.entries WHERE model = 'inventory_stock' ORDER BY 1");
+    let receipts = admin.query(
+        &db,
+        &format!(
+            "SELECT aggregate_id::text, count(*)::text FROM forgeerp.events
+          WHERE tenant_id = '{tenant}' AND event_type = 'StockReceived' GROUP BY 1 ORDER BY 1"
+        ),
+    );
+    assert_eq!(on_hand, receipts, "every event applied once");
+    assert!(receipts.len() == 4, "{receipts:?}");
+    // And the read model equals a rebuild from the streams.
+    let live_sql = "SELECT tenant_id, key, value - 'updated_at' FROM forgeerp_read.entries WHERE model = 'inventory_stock' ORDER BY 1, 2";
+    let history_sql = "SELECT h.tenant_id, h.aggregate_id, h.first_sequence + p.i - 1, p.h, p.r
+                         FROM forgeerp_inventory.stock_history_runs h, unnest(h.on_hand, h.reserved) WITH ORDINALITY p (h, r, i) ORDER BY 1, 2, 3";
+    let (live, live_history) = (admin.query(&db, live_sql), admin.query(&db, history_sql));
+    let out = forgeerp(&url, &["rebuild", "--all"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(admin.query(&db, live_sql), live, "rebuild equals live");
+    assert_eq!(admin.query(&db, history_sql), live_history);
+}
