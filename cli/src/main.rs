@@ -107,6 +107,19 @@ enum Command {
     /// Brings the driver's own tables (schema forgeerp_read) up to date:
     /// numbered migrations, each applied once; safe to run at any time.
     Migrate,
+    /// Changes how many partitions the stock projection is split into.
+    /// Stop every worker first, once they have caught up (drained).
+    Resplit {
+        /// The partitions it has now.
+        #[arg(long)]
+        from: u32,
+        /// The partitions it is to have.
+        #[arg(long)]
+        to: u32,
+        /// The tenant filter of the workers, when they have one.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+    },
     /// Runs the read side as a service until SIGTERM or SIGINT: the stock
     /// projection (one instance leads, others stand by) and the anomaly
     /// runner, with Prometheus metrics and a health check.
@@ -183,6 +196,19 @@ async fn run(command: Command, url: &str) -> Result<(), CliError> {
         Command::Rebuild { tenant, .. } => rebuild::run(url, tenant).await,
         Command::Stats { exact } => stats::run(url, exact).await,
         Command::Migrate => migrate(url).await,
+        Command::Resplit { from, to, tenant } => {
+            let store = connect::connect(url, 1).await?;
+            let at = forgeerp_infra::ProjectionWorker::resplit(
+                store.pool(),
+                "inventory_stock",
+                tenant,
+                from,
+                to,
+            )
+            .await?;
+            println!("inventory_stock: {from} partition(s) -> {to}, each at {at}");
+            Ok(())
+        }
         Command::Worker { .. } => unreachable!("run_worker handles it"),
     }
 }

@@ -7,7 +7,7 @@ use crate::connect::connect;
 use crate::error::CliError;
 use forgeerp_infra::{
     AnomalyDetector, InventoryAnomalyRunner, InventoryStockProjection, InventoryStockReader,
-    PgInsightSink, PgNotifyEventBus, ProjectionWorker, RunnerConfig, TenantId,
+    Partition, PgInsightSink, PgNotifyEventBus, ProjectionWorker, RunnerConfig, TenantId,
     TriggeringProjection, WorkerConfig, WorkerHandle,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -46,6 +46,9 @@ pub struct StockSection {
     pub max_lag_seconds: u64,
     /// How often a standby instance tries to take over, in milliseconds.
     pub standby_poll_millis: u64,
+    /// Split the projection in this many partitions, each with its own
+    /// leader and checkpoint (change it with `forgeerp resplit`, drained).
+    pub partitions: u32,
 }
 
 /// `[anomaly_runner]`.
@@ -79,6 +82,7 @@ impl Default for StockSection {
             batch_size: WorkerConfig::default().batch_size,
             max_lag_seconds: 60,
             standby_poll_millis: 500,
+            partitions: 1,
         }
     }
 }
@@ -145,31 +149,43 @@ pub async fn run(url: &str, config: WorkerFile) -> Result<(), CliError> {
         standby_poll: Duration::from_millis(config.stock_projection.standby_poll_millis.max(10)),
         ..WorkerConfig::default()
     };
-    let bus = PgNotifyEventBus::new(url);
     let tenant = config.stock_projection.tenant;
-    let worker: WorkerHandle = match &runner {
-        Some(runner) => ProjectionWorker::spawn(
-            store.pool().clone(),
-            bus,
-            TriggeringProjection::new(InventoryStockProjection, runner.trigger_handle()),
-            tenant,
-            worker_config,
-        ),
-        None => ProjectionWorker::spawn(
-            store.pool().clone(),
-            bus,
-            InventoryStockProjection,
-            tenant,
-            worker_config,
-        ),
-    };
-    tracing::info!(projection = "inventory_stock", tenant = ?tenant, "worker started");
+    let partitions: Vec<Partition> = Partition::all(config.stock_projection.partitions).collect();
+    let workers: Vec<WorkerHandle> = partitions
+        .iter()
+        .map(|&partition| {
+            let bus = PgNotifyEventBus::new(url);
+            let config = WorkerConfig {
+                partition,
+                ..worker_config.clone()
+            };
+            match &runner {
+                Some(runner) => ProjectionWorker::spawn(
+                    store.pool().clone(),
+                    bus,
+                    TriggeringProjection::new(InventoryStockProjection, runner.trigger_handle()),
+                    tenant,
+                    config,
+                ),
+                None => ProjectionWorker::spawn(
+                    store.pool().clone(),
+                    bus,
+                    InventoryStockProjection,
+                    tenant,
+                    config,
+                ),
+            }
+        })
+        .collect();
+    tracing::info!(projection = "inventory_stock", tenant = ?tenant, partitions = partitions.len(), "worker started");
 
     let healthy = metrics.as_ref().map(|(_, healthy)| healthy.clone());
-    let leading = Arc::new(AtomicBool::new(false));
+    let leading: Arc<Vec<AtomicBool>> =
+        Arc::new(partitions.iter().map(|_| AtomicBool::new(false)).collect());
     let watch = tokio::spawn(watch_lag(
         store.clone(),
         tenant,
+        partitions.clone(),
         config.stock_projection.max_lag_seconds,
         leading.clone(),
         healthy,
@@ -182,7 +198,9 @@ pub async fn run(url: &str, config: WorkerFile) -> Result<(), CliError> {
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
             _ = tick.tick() => {
-                leading.store(worker.is_leader(), Ordering::SeqCst);
+                for (worker, leads) in workers.iter().zip(leading.iter()) {
+                    leads.store(worker.is_leader(), Ordering::SeqCst);
+                }
                 if let Some(runner) = &runner {
                     let stats = runner.stats();
                     metrics::gauge!("forgeerp_anomaly_runs").set(stats.runs as f64);
@@ -194,15 +212,19 @@ pub async fn run(url: &str, config: WorkerFile) -> Result<(), CliError> {
     tracing::info!("stopping: finishing the batch in hand");
     watch.abort();
     let stopped = async {
-        let checkpoint = worker.shutdown().await;
+        let mut checkpoints = Vec::new();
+        for worker in workers {
+            checkpoints.push(worker.shutdown().await?);
+        }
         if let Some(runner) = runner {
             runner.shutdown().await;
         }
-        checkpoint
+        Ok::<_, forgeerp_infra::ProjectionError>(checkpoints)
     };
     match tokio::time::timeout(Duration::from_secs(9), stopped).await {
         Ok(Ok(at)) => {
-            tracing::info!(checkpoint = %at, "stopped");
+            let at: Vec<String> = at.iter().map(ToString::to_string).collect();
+            tracing::info!(checkpoints = %at.join(", "), "stopped");
             Ok(())
         }
         Ok(Err(error)) => Err(CliError::from(error)),
@@ -217,27 +239,32 @@ pub async fn run(url: &str, config: WorkerFile) -> Result<(), CliError> {
 async fn watch_lag(
     store: forgeerp_infra::PgEventStore,
     tenant: Option<TenantId>,
+    partitions: Vec<Partition>,
     max_lag_seconds: u64,
-    leading: Arc<AtomicBool>,
+    leading: Arc<Vec<AtomicBool>>,
     healthy: Option<Arc<AtomicBool>>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
-        let measured = lag(&store, tenant).await;
-        let ok = match &measured {
-            Ok((events, seconds)) => {
-                metrics::gauge!("forgeerp_projection_lag_events", "projection" => "inventory_stock")
-                    .set(*events as f64);
-                metrics::gauge!("forgeerp_projection_lag_seconds", "projection" => "inventory_stock")
-                    .set(*seconds);
-                !leading.load(Ordering::SeqCst) || *seconds <= max_lag_seconds as f64
+        let mut ok = true;
+        for (partition, leads) in partitions.iter().zip(leading.iter()) {
+            match lag(&store, tenant, *partition).await {
+                Ok((events, seconds)) => {
+                    let labels = [
+                        ("projection", "inventory_stock".to_string()),
+                        ("partition", partition.label()),
+                    ];
+                    metrics::gauge!("forgeerp_projection_lag_events", &labels).set(events as f64);
+                    metrics::gauge!("forgeerp_projection_lag_seconds", &labels).set(seconds);
+                    ok &= !leads.load(Ordering::SeqCst) || seconds <= max_lag_seconds as f64;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot measure the lag");
+                    ok = false;
+                }
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot measure the lag");
-                false
-            }
-        };
+        }
         if let Ok(holdback) = holdback_seconds(&store).await {
             metrics::gauge!("forgeerp_feed_holdback_seconds").set(holdback);
         }
@@ -253,8 +280,11 @@ async fn watch_lag(
 async fn lag(
     store: &forgeerp_infra::PgEventStore,
     tenant: Option<TenantId>,
+    partition: Partition,
 ) -> Result<(i64, f64), CliError> {
-    let at = ProjectionWorker::checkpoint(store.pool(), "inventory_stock", tenant).await?;
+    let at =
+        ProjectionWorker::partition_checkpoint(store.pool(), "inventory_stock", tenant, partition)
+            .await?;
     let client = store.pool().get().await?;
     let row = client
         .query_one(

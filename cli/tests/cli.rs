@@ -594,7 +594,7 @@ fn the_worker_service_applies_serves_metrics_and_stops_on_sigterm() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let metrics = loop {
         if let Some((200, body)) = http_get(port, "/metrics") {
-            if body.contains("forgeerp_projection_applied_total{projection=\"inventory_stock\"} 2")
+            if body.contains("forgeerp_projection_applied_total{projection=\"inventory_stock\",partition=\"0/1\"} 2")
             {
                 break body;
             }
@@ -606,7 +606,9 @@ fn the_worker_service_applies_serves_metrics_and_stops_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert!(
-        metrics.contains("forgeerp_projection_leader{projection=\"inventory_stock\"} 1"),
+        metrics.contains(
+            "forgeerp_projection_leader{projection=\"inventory_stock\",partition=\"0/1\"} 1"
+        ),
         "{metrics}"
     );
     let on_hand = admin.query(
@@ -646,6 +648,23 @@ fn the_worker_service_applies_serves_metrics_and_stops_on_sigterm() {
         "SELECT global_position FROM forgeerp_read.checkpoints WHERE projection = 'inventory_stock'",
     );
     assert_eq!(checkpoint[0][0].as_deref(), Some("2"));
+
+    // Drained and stopped: split the projection in two.
+    let out = forgeerp(&url, &["resplit", "--from", "1", "--to", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 partition(s) -> 2"),
+        "{}",
+        text(&out.stdout)
+    );
+    let keys = admin.query(
+        &db,
+        "SELECT tenant_key || '@' || global_position FROM forgeerp_read.checkpoints WHERE projection = 'inventory_stock' ORDER BY 1",
+    );
+    assert_eq!(
+        keys,
+        [[Some("*#0/2@2".to_string())], [Some("*#1/2@2".to_string())]]
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -676,7 +695,9 @@ impl WorkerProcess {
 
     fn leads(&self) -> bool {
         http_get(self.port, "/metrics").is_some_and(|(_, body)| {
-            body.contains("forgeerp_projection_leader{projection=\"inventory_stock\"} 1")
+            body.contains(
+                "forgeerp_projection_leader{projection=\"inventory_stock\",partition=\"0/1\"} 1",
+            )
         })
     }
 }

@@ -78,7 +78,7 @@ pub use read_model::tenant_store::{
 };
 pub use read_model::ReadModelReader;
 pub use workers::projection_worker::{
-    PgProjection, ProjectionError, ProjectionWorker, WorkerConfig, WorkerHandle,
+    Partition, PgProjection, ProjectionError, ProjectionWorker, WorkerConfig, WorkerHandle,
 };
 
 /// The README's examples, compiled as doc tests.

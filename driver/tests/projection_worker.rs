@@ -7,8 +7,9 @@ use forgeerp_infra::event_bus::pg_notify::SubscriptionConfig;
 use forgeerp_infra::inventory::{InventoryCommand as C, InventoryItem};
 use forgeerp_infra::{
     AggregateId, CommandDispatcher, EventStore, ExpectedVersion, FeedPosition,
-    InventoryStockProjection, PgEventStore, PgNotifyEventBus, PgProjection, ProjectionError,
-    ProjectionWorker, StockLevel, StoredEvent, TenantId, UncommittedEvent, WorkerConfig,
+    InventoryStockProjection, Partition, PgEventStore, PgNotifyEventBus, PgProjection,
+    ProjectionError, ProjectionWorker, StockLevel, StoredEvent, TenantId, UncommittedEvent,
+    WorkerConfig,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -787,4 +788,147 @@ async fn a_stale_leader_cannot_move_the_checkpoint_back() {
     assert_eq!(by_slow, 0, "the stale leader's batch was rolled back");
     slow.shutdown().await.unwrap();
     standby.shutdown().await.unwrap();
+}
+
+/// Re-splitting: K = 1 drained, then split in two; each partition applies
+/// its own streams (each stream in one partition, in order) with its own
+/// checkpoint and leader; every event once, and the read model equals a
+/// rebuild. A re-split is refused while a worker runs, or when the
+/// partitions are not drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_projection_split_in_partitions_applies_each_stream_once() {
+    let (_, store, bus) = setup("_proj_partitions").await;
+    let dispatcher = CommandDispatcher::new(store.clone());
+    let tenant = TenantId::random();
+    let items: Vec<AggregateId> = (0..8).map(|_| AggregateId::random()).collect();
+    for item in &items {
+        dispatcher
+            .dispatch::<InventoryItem>(
+                tenant,
+                *item,
+                &C::CreateItem {
+                    sku: "S".into(),
+                    name: "N".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let whole = ProjectionWorker::spawn(
+        store.pool().clone(),
+        bus.clone(),
+        InventoryStockProjection,
+        None,
+        quick(),
+    );
+    caught_up(&store, "inventory_stock", None, last_position(&store).await).await;
+    let refused = ProjectionWorker::resplit(store.pool(), "inventory_stock", None, 1, 2).await;
+    assert!(
+        matches!(refused, Err(ProjectionError::CannotResplit(_))),
+        "{refused:?}"
+    );
+    let drained = whole.shutdown().await.unwrap();
+    assert_eq!(
+        ProjectionWorker::resplit(store.pool(), "inventory_stock", None, 1, 2)
+            .await
+            .unwrap(),
+        drained
+    );
+    let parts: Vec<_> = Partition::all(2)
+        .map(|partition| {
+            ProjectionWorker::spawn(
+                store.pool().clone(),
+                bus.clone(),
+                InventoryStockProjection,
+                None,
+                WorkerConfig {
+                    partition,
+                    ..quick()
+                },
+            )
+        })
+        .collect();
+    for round in 0..5 {
+        for item in &items {
+            dispatcher
+                .dispatch::<InventoryItem>(
+                    tenant,
+                    *item,
+                    &C::ReceiveStock {
+                        quantity: round + 1,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let last = last_position(&store).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for partition in Partition::all(2) {
+        while ProjectionWorker::partition_checkpoint(
+            store.pool(),
+            "inventory_stock",
+            None,
+            partition,
+        )
+        .await
+        .unwrap()
+            < last
+        {
+            assert!(
+                Instant::now() < deadline,
+                "partition {partition:?} never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let in_first: usize = items
+        .iter()
+        .filter(|item| Partition::of(tenant, **item, 2) == 0)
+        .count();
+    assert!(
+        in_first > 0 && in_first < items.len(),
+        "both partitions have streams"
+    );
+    for item in &items {
+        expect_stock(&store, tenant, *item, 15, 0).await;
+        let history = InventoryStockProjection::history(store.pool(), tenant, *item)
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 6, "every event once, in order");
+    }
+    for part in parts {
+        part.shutdown().await.unwrap();
+    }
+    let live = InventoryStockProjection::stock(store.pool(), tenant)
+        .await
+        .unwrap();
+    InventoryStockProjection::rebuild_tenant(store.pool(), tenant)
+        .await
+        .unwrap();
+    assert_eq!(
+        InventoryStockProjection::stock(store.pool(), tenant)
+            .await
+            .unwrap(),
+        live
+    );
+
+    // Not drained: the two partitions at different positions.
+    store
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE forgeerp_read.checkpoints SET global_position = global_position - 1
+              WHERE projection = 'inventory_stock' AND tenant_key = '*#0/2'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = ProjectionWorker::resplit(store.pool(), "inventory_stock", None, 2, 1).await;
+    assert!(
+        matches!(refused, Err(ProjectionError::CannotResplit(_))),
+        "{refused:?}"
+    );
 }

@@ -45,6 +45,10 @@ pub enum ProjectionError {
     /// moved it. The worker rolls back and starts again from the checkpoint.
     #[error("the checkpoint of projection {0} was moved by another instance")]
     CheckpointMoved(String),
+    /// A projection's partitions cannot be changed now: a worker still leads
+    /// one, or they are not all at the same position (not drained).
+    #[error("cannot re-split projection: {0}")]
+    CannotResplit(String),
     /// The event's payload is not what the projection understands.
     #[error("cannot decode event: {0}")]
     Decode(String),
@@ -103,6 +107,8 @@ pub struct WorkerConfig {
     /// How often a standby instance (another one leads the projection) tries
     /// to take over.
     pub standby_poll: Duration,
+    /// The part of the feed this worker applies ([`Partition::WHOLE`]: all).
+    pub partition: Partition,
 }
 
 impl Default for WorkerConfig {
@@ -113,6 +119,7 @@ impl Default for WorkerConfig {
             max_backoff: Duration::from_secs(2),
             batch_size: 2000,
             standby_poll: Duration::from_millis(500),
+            partition: Partition::WHOLE,
         }
     }
 }
@@ -155,11 +162,15 @@ impl ProjectionWorker {
     ) -> WorkerHandle {
         let (stop, stopped) = watch::channel(false);
         let leading = Arc::new(AtomicBool::new(false));
+        let slice = Slice {
+            tenant_id,
+            partition: config.partition,
+        };
         let task = tokio::spawn(run(
             pool,
             bus,
             projection,
-            tenant_id,
+            slice,
             config,
             stopped,
             leading.clone(),
@@ -171,28 +182,196 @@ impl ProjectionWorker {
         }
     }
 
-    /// The checkpoint of `projection` for `tenant_id` (None: all tenants).
+    /// The checkpoint of `projection` for `tenant_id` (None: all tenants),
+    /// unpartitioned.
     pub async fn checkpoint(
         pool: &Pool,
         projection: &str,
         tenant_id: Option<TenantId>,
     ) -> Result<FeedPosition, ProjectionError> {
-        let client = pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT transaction_id, global_position FROM forgeerp_read.checkpoints WHERE projection = $1 AND tenant_key = $2",
-                &[&projection, &tenant_key(tenant_id)],
-            )
-            .await?;
-        Ok(row.map_or(FeedPosition::default(), |r| FeedPosition {
-            transaction_id: r.get(0),
-            global_position: r.get(1),
-        }))
+        Self::partition_checkpoint(pool, projection, tenant_id, Partition::WHOLE).await
+    }
+
+    /// The checkpoint of one partition of `projection` for `tenant_id`.
+    pub async fn partition_checkpoint(
+        pool: &Pool,
+        projection: &str,
+        tenant_id: Option<TenantId>,
+        partition: Partition,
+    ) -> Result<FeedPosition, ProjectionError> {
+        let key = Slice {
+            tenant_id,
+            partition,
+        }
+        .key();
+        checkpoint_at(pool, projection, &key).await
     }
 }
 
-fn tenant_key(tenant_id: Option<TenantId>) -> String {
-    tenant_id.map_or_else(|| "*".to_string(), |t| t.to_string())
+impl ProjectionWorker {
+    /// Changes how many partitions `projection` (for `tenant_id`) is split
+    /// into, from `from` to `to`. Safe only when drained: no worker of the
+    /// projection runs (each partition's leadership is free) and every old
+    /// partition's checkpoint is at the same position. The new partitions
+    /// then all start there, in one transaction; returns that position.
+    /// Otherwise [`ProjectionError::CannotResplit`], and nothing changes.
+    pub async fn resplit(
+        pool: &Pool,
+        projection: &str,
+        tenant_id: Option<TenantId>,
+        from: u32,
+        to: u32,
+    ) -> Result<FeedPosition, ProjectionError> {
+        let keys = |count: u32| -> Vec<String> {
+            Partition::all(count)
+                .map(|partition| {
+                    Slice {
+                        tenant_id,
+                        partition,
+                    }
+                    .key()
+                })
+                .collect()
+        };
+        let (old, new) = (keys(from), keys(to));
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        for key in &old {
+            let free: bool = tx
+                .query_one(
+                    "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended('forgeerp projection ' || $1 || ' ' || $2, 0))",
+                    &[&projection, key],
+                )
+                .await?
+                .get(0);
+            if !free {
+                return Err(ProjectionError::CannotResplit(format!(
+                    "a worker of {projection} [{key}] is running: stop every worker of the projection first"
+                )));
+            }
+        }
+        let rows = tx
+            .query(
+                "SELECT tenant_key, transaction_id, global_position FROM forgeerp_read.checkpoints
+                  WHERE projection = $1 AND tenant_key = ANY($2) FOR UPDATE",
+                &[&projection, &old],
+            )
+            .await?;
+        let positions: std::collections::BTreeSet<(i64, i64)> =
+            rows.iter().map(|r| (r.get(1), r.get(2))).collect();
+        if positions.len() > 1 || (!rows.is_empty() && rows.len() < old.len()) {
+            return Err(ProjectionError::CannotResplit(format!(
+                "the {from} partition(s) of {projection} are at different positions: let every one catch up (drain) first"
+            )));
+        }
+        let (transaction_id, global_position) = positions.into_iter().next().unwrap_or((0, 0));
+        tx.execute(
+            "DELETE FROM forgeerp_read.checkpoints WHERE projection = $1 AND tenant_key = ANY($2)",
+            &[&projection, &old],
+        )
+        .await?;
+        for key in &new {
+            tx.execute(
+                "INSERT INTO forgeerp_read.checkpoints (projection, tenant_key, transaction_id, global_position) VALUES ($1, $2, $3, $4)",
+                &[&projection, key, &transaction_id, &global_position],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(FeedPosition {
+            transaction_id,
+            global_position,
+        })
+    }
+}
+
+async fn checkpoint_at(
+    pool: &Pool,
+    projection: &str,
+    key: &str,
+) -> Result<FeedPosition, ProjectionError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT transaction_id, global_position FROM forgeerp_read.checkpoints WHERE projection = $1 AND tenant_key = $2",
+            &[&projection, &key],
+        )
+        .await?;
+    Ok(row.map_or(FeedPosition::default(), |r| FeedPosition {
+        transaction_id: r.get(0),
+        global_position: r.get(1),
+    }))
+}
+
+/// One of `count` parts of a projection's feed, by a stable hash of each
+/// event's (tenant, aggregate): a stream is always in one partition, so its
+/// order is kept. Each partition has its own checkpoint and leader, so
+/// partitions apply in parallel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Partition {
+    /// Which part, from 0.
+    pub index: u32,
+    /// How many parts (1: the whole feed).
+    pub count: u32,
+}
+
+impl Partition {
+    /// The whole feed, one part.
+    pub const WHOLE: Partition = Partition { index: 0, count: 1 };
+
+    /// Every partition of a feed split in `count`.
+    pub fn all(count: u32) -> impl Iterator<Item = Partition> {
+        let count = count.max(1);
+        (0..count).map(move |index| Partition { index, count })
+    }
+
+    /// The partition of `count` that stream `(tenant, aggregate)` is in:
+    /// FNV-1a (64 bits) over the two uuids' bytes, modulo `count`; stable
+    /// across processes, versions and machines.
+    pub fn of(tenant: TenantId, aggregate: crate::ids::AggregateId, count: u32) -> u32 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in tenant
+            .as_uuid()
+            .as_bytes()
+            .iter()
+            .chain(aggregate.as_uuid().as_bytes())
+        {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        (hash % u64::from(count.max(1))) as u32
+    }
+
+    /// `index/count`, as metrics label it.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.index, self.count.max(1))
+    }
+
+    /// Whether `event` is in this partition.
+    pub fn contains(&self, event: &StoredEvent) -> bool {
+        self.count <= 1 || Self::of(event.tenant_id, event.aggregate_id, self.count) == self.index
+    }
+}
+
+/// What one worker applies: one tenant's events or every tenant's, and one
+/// partition of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slice {
+    tenant_id: Option<TenantId>,
+    partition: Partition,
+}
+
+impl Slice {
+    /// Its key in `forgeerp_read.checkpoints.tenant_key` (and in its
+    /// leadership lock): the tenant or `*`, then `#index/count` when split.
+    fn key(&self) -> String {
+        let tenant = self
+            .tenant_id
+            .map_or_else(|| "*".to_string(), |t| t.to_string());
+        match self.partition.count {
+            0 | 1 => tenant,
+            count => format!("{tenant}#{}/{count}", self.partition.index),
+        }
+    }
 }
 
 /// The leadership of one projection (and tenant key): a connection of its
@@ -208,13 +387,13 @@ impl Leadership {
     async fn acquire(
         pool: &Pool,
         name: &str,
-        tenant_id: Option<TenantId>,
+        slice: Slice,
         config: &WorkerConfig,
         stopped: &mut watch::Receiver<bool>,
     ) -> Option<Leadership> {
         let mut standing_by = false;
         loop {
-            match Leadership::try_lead(pool, name, tenant_id).await {
+            match Leadership::try_lead(pool, name, slice).await {
                 Ok(Some(leadership)) => {
                     tracing::info!(projection = name, "leading the projection");
                     return Some(leadership);
@@ -241,13 +420,13 @@ impl Leadership {
     async fn try_lead(
         pool: &Pool,
         name: &str,
-        tenant_id: Option<TenantId>,
+        slice: Slice,
     ) -> Result<Option<Leadership>, ProjectionError> {
         let client = deadpool_postgres::Object::take(pool.get().await?);
         let leads: bool = client
             .query_one(
                 include_str!("../../sql/worker/try_lead.sql"),
-                &[&name, &tenant_key(tenant_id)],
+                &[&name, &slice.key()],
             )
             .await?
             .get(0);
@@ -258,13 +437,23 @@ impl Leadership {
     fn holds(&self) -> bool {
         !self.client.is_closed()
     }
+
+    /// Lets go of the lock before the connection closes (which would let go
+    /// of it too, but only once the server notices), so that whoever waits
+    /// for it (a standby, `resplit`) need not.
+    async fn release(self) {
+        let _ = self
+            .client
+            .batch_execute("SELECT pg_catalog.pg_advisory_unlock_all()")
+            .await;
+    }
 }
 
 async fn run<P: PgProjection, B: EventBus>(
     pool: Pool,
     bus: B,
     projection: P,
-    tenant_id: Option<TenantId>,
+    slice: Slice,
     config: WorkerConfig,
     mut stopped: watch::Receiver<bool>,
     leading: Arc<AtomicBool>,
@@ -273,25 +462,25 @@ async fn run<P: PgProjection, B: EventBus>(
     let mut position = FeedPosition::default();
     loop {
         let Some(leadership) =
-            Leadership::acquire(&pool, &name, tenant_id, &config, &mut stopped).await
+            Leadership::acquire(&pool, &name, slice, &config, &mut stopped).await
         else {
             return Ok(position);
         };
         leading.store(true, Ordering::SeqCst);
-        metrics::gauge!("forgeerp_projection_leader", "projection" => name.clone()).set(1.0);
+        metrics::gauge!("forgeerp_projection_leader", "projection" => name.clone(), "partition" => slice.partition.label()).set(1.0);
         let led = lead(
             &pool,
             &bus,
             &projection,
-            tenant_id,
+            slice,
             &config,
             &mut stopped,
             &leadership,
         )
         .await;
         leading.store(false, Ordering::SeqCst);
-        metrics::gauge!("forgeerp_projection_leader", "projection" => name.clone()).set(0.0);
-        drop(leadership);
+        metrics::gauge!("forgeerp_projection_leader", "projection" => name.clone(), "partition" => slice.partition.label()).set(0.0);
+        leadership.release().await;
         match led {
             Ok(Led::Stopped(at)) => return Ok(at),
             Ok(Led::LostLeadership(at)) => {
@@ -318,15 +507,15 @@ async fn lead<P: PgProjection, B: EventBus>(
     pool: &Pool,
     bus: &B,
     projection: &P,
-    tenant_id: Option<TenantId>,
+    slice: Slice,
     config: &WorkerConfig,
     stopped: &mut watch::Receiver<bool>,
     leadership: &Leadership,
 ) -> Result<Led, ProjectionError> {
     'from_checkpoint: loop {
-        let mut position = ProjectionWorker::checkpoint(pool, projection.name(), tenant_id).await?;
+        let mut position = checkpoint_at(pool, projection.name(), &slice.key()).await?;
         let mut subscription = loop {
-            match bus.subscribe(position, tenant_id).await {
+            match bus.subscribe(position, slice.tenant_id).await {
                 Ok(subscription) => break subscription,
                 Err(error) => {
                     tracing::warn!(%error, "cannot subscribe; retrying");
@@ -361,8 +550,11 @@ async fn lead<P: PgProjection, B: EventBus>(
             let Some(last) = batch.last().map(StoredEvent::position) else {
                 continue;
             };
+            // Another partition's events are passed over: the checkpoint
+            // moves past them with this partition's next commit.
+            batch.retain(|event| slice.partition.contains(event));
             let outcome = apply_in_order(
-                pool, projection, tenant_id, config, stopped, position, batch,
+                pool, projection, slice, config, stopped, position, batch, last,
             )
             .await;
             match outcome {
@@ -388,19 +580,24 @@ async fn lead<P: PgProjection, B: EventBus>(
 /// Applies `batch` (events after `from`, in feed order): in one transaction
 /// when it has several events, else (or when that fails) one by one, each
 /// with its retries. Stops at the first error that is not the event's own.
+#[allow(clippy::too_many_arguments)]
 async fn apply_in_order<P: PgProjection>(
     pool: &Pool,
     projection: &P,
-    tenant_id: Option<TenantId>,
+    slice: Slice,
     config: &WorkerConfig,
     stopped: &watch::Receiver<bool>,
     from: FeedPosition,
     batch: Vec<StoredEvent>,
+    through: FeedPosition,
 ) -> Result<(), ProjectionError> {
+    if batch.is_empty() {
+        return pass_over(pool, projection.name(), slice, from, through).await;
+    }
     if batch.len() > 1 {
-        match apply_batch_once(pool, projection, tenant_id, from, &batch).await {
+        match apply_batch_once(pool, projection, slice, from, &batch, through).await {
             Ok(()) => {
-                applied(projection, &batch);
+                applied(projection, slice, &batch);
                 return Ok(());
             }
             Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
@@ -411,30 +608,46 @@ async fn apply_in_order<P: PgProjection>(
     }
     let mut position = from;
     for event in batch {
-        apply_one(
-            pool, projection, tenant_id, config, stopped, position, &event,
-        )
-        .await?;
+        apply_one(pool, projection, slice, config, stopped, position, &event).await?;
         position = event.position();
-        applied(projection, std::slice::from_ref(&event));
+        applied(projection, slice, std::slice::from_ref(&event));
+    }
+    if position < through {
+        pass_over(pool, projection.name(), slice, position, through).await?;
     }
     Ok(())
 }
 
+/// Moves the checkpoint from `from` to `through` over events of other
+/// partitions only: a transaction with nothing but the checkpoint.
+async fn pass_over(
+    pool: &Pool,
+    projection: &str,
+    slice: Slice,
+    from: FeedPosition,
+    through: FeedPosition,
+) -> Result<(), ProjectionError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    save_checkpoint(&tx, projection, slice, from, through).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// After a commit: the projection's hook and the counters.
-fn applied<P: PgProjection>(projection: &P, events: &[StoredEvent]) {
+fn applied<P: PgProjection>(projection: &P, slice: Slice, events: &[StoredEvent]) {
     projection.committed(events);
-    let name = projection.name().to_string();
-    metrics::counter!("forgeerp_projection_applied_total", "projection" => name.clone())
+    let (name, partition) = (projection.name().to_string(), slice.partition.label());
+    metrics::counter!("forgeerp_projection_applied_total", "projection" => name.clone(), "partition" => partition.clone())
         .increment(events.len() as u64);
-    metrics::counter!("forgeerp_projection_batches_total", "projection" => name).increment(1);
+    metrics::counter!("forgeerp_projection_batches_total", "projection" => name, "partition" => partition).increment(1);
 }
 
 /// One event, with retries, parked when it keeps failing.
 async fn apply_one<P: PgProjection>(
     pool: &Pool,
     projection: &P,
-    tenant_id: Option<TenantId>,
+    slice: Slice,
     config: &WorkerConfig,
     stopped: &watch::Receiver<bool>,
     from: FeedPosition,
@@ -446,7 +659,7 @@ async fn apply_one<P: PgProjection>(
             let mut backoff = config.min_backoff;
             let mut attempt = 1;
             loop {
-                match apply_once(pool, projection, tenant_id, from, event).await {
+                match apply_once(pool, projection, slice, from, event).await {
                     Ok(()) => return Ok(()),
                     Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
                     Err(error) if attempt < config.max_attempts => {
@@ -459,9 +672,9 @@ async fn apply_one<P: PgProjection>(
                         tracing::error!(%error, event_id = %event.event_id, "projection keeps failing; parking the event");
                         // Parking must not be lost either: retry until it lands or we are told to stop.
                         loop {
-                            match park(pool, projection, tenant_id, from, event, &error, attempt).await {
+                            match park(pool, projection, slice, from, event, &error, attempt).await {
                                 Ok(()) => {
-                                    metrics::counter!("forgeerp_projection_parked_total", "projection" => projection.name().to_string()).increment(1);
+                                    metrics::counter!("forgeerp_projection_parked_total", "projection" => projection.name().to_string(), "partition" => slice.partition.label()).increment(1);
                                     return Ok(());
                                 }
                                 Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
@@ -486,9 +699,10 @@ async fn apply_one<P: PgProjection>(
 async fn apply_batch_once<P: PgProjection>(
     pool: &Pool,
     projection: &P,
-    tenant_id: Option<TenantId>,
+    slice: Slice,
     from: FeedPosition,
     batch: &[StoredEvent],
+    through: FeedPosition,
 ) -> Result<(), ProjectionError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -497,9 +711,9 @@ async fn apply_batch_once<P: PgProjection>(
     let mut checkpoint = Some(save_checkpoint(
         &tx,
         projection.name(),
-        tenant_id,
+        slice,
         from,
-        &batch[batch.len() - 1],
+        through,
     ));
     for run in batch.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
         // The worker is trusted code moving between tenants on purpose, which
@@ -525,26 +739,26 @@ async fn apply_batch_once<P: PgProjection>(
     Ok(())
 }
 
-/// Moves the checkpoint from `from` (where this worker read it) to `event`,
+/// Moves the checkpoint from `from` (where this worker read it) to `to`,
 /// inside the caller's transaction; [`ProjectionError::CheckpointMoved`]
 /// when it is no longer at `from`.
 async fn save_checkpoint(
     tx: &tokio_postgres::Transaction<'_>,
     projection: &str,
-    tenant_id: Option<TenantId>,
+    slice: Slice,
     from: FeedPosition,
-    event: &StoredEvent,
+    to: FeedPosition,
 ) -> Result<(), ProjectionError> {
     let moved = tx
         .execute(
             include_str!("../../sql/worker/save_checkpoint.sql"),
             &[
                 &projection,
-                &tenant_key(tenant_id),
+                &slice.key(),
                 &from.transaction_id,
                 &from.global_position,
-                &event.transaction_id,
-                &event.global_position,
+                &to.transaction_id,
+                &to.global_position,
             ],
         )
         .await?;
@@ -558,14 +772,14 @@ async fn save_checkpoint(
 async fn apply_once<P: PgProjection>(
     pool: &Pool,
     projection: &P,
-    tenant_id: Option<TenantId>,
+    slice: Slice,
     from: FeedPosition,
     event: &StoredEvent,
 ) -> Result<(), ProjectionError> {
     let mut client = pool.get().await?;
     let tx = begin_bound(&mut client, event.tenant_id, Access::ReadWrite).await?;
     projection.apply(&tx, event).await?;
-    save_checkpoint(&tx, projection.name(), tenant_id, from, event).await?;
+    save_checkpoint(&tx, projection.name(), slice, from, event.position()).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -574,7 +788,7 @@ async fn apply_once<P: PgProjection>(
 async fn park<P: PgProjection>(
     pool: &Pool,
     projection: &P,
-    tenant_id: Option<TenantId>,
+    slice: Slice,
     from: FeedPosition,
     event: &StoredEvent,
     error: &ProjectionError,
@@ -600,7 +814,7 @@ async fn park<P: PgProjection>(
         ],
     )
     .await?;
-    save_checkpoint(&tx, projection.name(), tenant_id, from, event).await?;
+    save_checkpoint(&tx, projection.name(), slice, from, event.position()).await?;
     tx.commit().await?;
     Ok(())
 }
