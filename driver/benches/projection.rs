@@ -1,5 +1,6 @@
-//! Projection catch-up against the raw feed scan, and end-to-end latency from
-//! append commit to projection applied at a steady append rate.
+//! Projection catch-up against the raw feed scan, with one worker and with
+//! two partitions, and end-to-end latency from append commit to projection
+//! applied at a steady append rate.
 //!
 //! ```sh
 //! bash scripts/setup.sh && cargo bench -p forgeerp-infra --bench projection
@@ -8,7 +9,8 @@
 use forgeerp_infra::inventory::{InventoryEvent, InventoryItem};
 use forgeerp_infra::{
     Aggregate, AggregateId, EventStore, ExpectedVersion, FeedPosition, InventoryStockProjection,
-    PgEventStore, PgNotifyEventBus, ProjectionWorker, TenantId, UncommittedEvent, WorkerConfig,
+    Partition, PgEventStore, PgNotifyEventBus, ProjectionWorker, TenantId, UncommittedEvent,
+    WorkerConfig,
 };
 use forgeerp_test_fixtures::{fresh_database, Install};
 use std::time::{Duration, Instant};
@@ -31,7 +33,7 @@ async fn checkpoint(store: &PgEventStore) -> FeedPosition {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let url = fresh_database("forgeerp_bench_projection", Install::Current).await;
-    let store = PgEventStore::connect(&url, 4).unwrap();
+    let store = PgEventStore::connect(&url, 6).unwrap();
     forgeerp_infra::migrate(store.pool()).await.unwrap();
     let tenant = TenantId::random();
 
@@ -142,12 +144,72 @@ async fn main() {
     }
     worker.shutdown().await.unwrap();
     latencies.sort();
+
+    // Catch-up again, over the whole feed, by two partitions at once.
+    store
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .batch_execute(
+            "DELETE FROM forgeerp_read.entries WHERE model = 'inventory_stock';
+             DELETE FROM forgeerp_inventory.stock_history_runs;
+             DELETE FROM forgeerp_read.checkpoints WHERE projection = 'inventory_stock';",
+        )
+        .await
+        .unwrap();
+    let head = store
+        .read_all(FeedPosition::default(), usize::MAX >> 1, None)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .position();
+    let all_events = store
+        .read_all(FeedPosition::default(), usize::MAX >> 1, None)
+        .await
+        .unwrap()
+        .len();
+    let started = Instant::now();
+    let partitions: Vec<_> = Partition::all(2)
+        .map(|partition| {
+            ProjectionWorker::spawn(
+                store.pool().clone(),
+                bus.clone(),
+                InventoryStockProjection,
+                None,
+                WorkerConfig {
+                    partition,
+                    ..WorkerConfig::default()
+                },
+            )
+        })
+        .collect();
+    for partition in Partition::all(2) {
+        while ProjectionWorker::partition_checkpoint(
+            store.pool(),
+            "inventory_stock",
+            None,
+            partition,
+        )
+        .await
+        .unwrap()
+            < head
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let two_rate = all_events as f64 / started.elapsed().as_secs_f64();
+    for worker in partitions {
+        worker.shutdown().await.unwrap();
+    }
     let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
 
     println!("| measurement | figure |");
     println!("|---|---:|");
     println!("| raw `read_all` scan of {total} events | {scan_rate:.0} events/s |");
     println!("| projection catch-up over the same backlog | {catch_up_rate:.0} events/s ({:.2}x the scan) |", catch_up_rate / scan_rate);
+    println!("| the same catch-up by 2 partitions at once ({all_events} events) | {two_rate:.0} events/s ({:.2}x one) |", two_rate / catch_up_rate);
     println!(
         "| append → projection applied, {RATE} appends/s for {LATENCY_SECONDS} s, p50 | {:.1} ms |",
         quantile(0.5).as_secs_f64() * 1e3
