@@ -553,10 +553,14 @@ async fn lead<P: PgProjection, B: EventBus>(
             // Another partition's events are passed over: the checkpoint
             // moves past them with this partition's next commit.
             batch.retain(|event| slice.partition.contains(event));
-            let outcome = apply_in_order(
-                pool, projection, slice, config, stopped, position, batch, last,
-            )
-            .await;
+            let applier = Applier {
+                pool,
+                projection,
+                slice,
+                config,
+                stopped,
+            };
+            let outcome = applier.in_order(position, batch, last).await;
             match outcome {
                 Ok(()) => position = last,
                 Err(ProjectionError::CheckpointMoved(_)) => {
@@ -577,83 +581,64 @@ async fn lead<P: PgProjection, B: EventBus>(
     }
 }
 
-/// Applies `batch` (events after `from`, in feed order): in one transaction
-/// when it has several events, else (or when that fails) one by one, each
-/// with its retries. Stops at the first error that is not the event's own.
-#[allow(clippy::too_many_arguments)]
-async fn apply_in_order<P: PgProjection>(
-    pool: &Pool,
-    projection: &P,
+/// What every step of applying needs: the pool, the projection and its
+/// slice of the feed, the retry settings and the stop signal.
+struct Applier<'a, P> {
+    pool: &'a Pool,
+    projection: &'a P,
     slice: Slice,
-    config: &WorkerConfig,
-    stopped: &watch::Receiver<bool>,
-    from: FeedPosition,
-    batch: Vec<StoredEvent>,
-    through: FeedPosition,
-) -> Result<(), ProjectionError> {
-    if batch.is_empty() {
-        return pass_over(pool, projection.name(), slice, from, through).await;
-    }
-    if batch.len() > 1 {
-        match apply_batch_once(pool, projection, slice, from, &batch, through).await {
-            Ok(()) => {
-                applied(projection, slice, &batch);
-                return Ok(());
-            }
-            Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
-            Err(error) => {
-                tracing::warn!(%error, events = batch.len(), "batch failed; applying its events one by one")
+    config: &'a WorkerConfig,
+    stopped: &'a watch::Receiver<bool>,
+}
+
+impl<P: PgProjection> Applier<'_, P> {
+    /// Applies `batch` (events after `from`, in feed order) and moves the
+    /// checkpoint to `through`: in one transaction when it has several
+    /// events, else (or when that fails) one by one, each with its retries.
+    /// Stops at the first error that is not the event's own.
+    async fn in_order(
+        &self,
+        from: FeedPosition,
+        batch: Vec<StoredEvent>,
+        through: FeedPosition,
+    ) -> Result<(), ProjectionError> {
+        let (pool, projection, slice) = (self.pool, self.projection, self.slice);
+        if batch.is_empty() {
+            return pass_over(pool, projection.name(), slice, from, through).await;
+        }
+        if batch.len() > 1 {
+            match apply_batch_once(pool, projection, slice, from, &batch, through).await {
+                Ok(()) => {
+                    applied(projection, slice, &batch);
+                    return Ok(());
+                }
+                Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
+                Err(error) => {
+                    tracing::warn!(%error, events = batch.len(), "batch failed; applying its events one by one")
+                }
             }
         }
+        let mut position = from;
+        for event in batch {
+            self.one(position, &event).await?;
+            position = event.position();
+            applied(projection, slice, std::slice::from_ref(&event));
+        }
+        if position < through {
+            pass_over(pool, projection.name(), slice, position, through).await?;
+        }
+        Ok(())
     }
-    let mut position = from;
-    for event in batch {
-        apply_one(pool, projection, slice, config, stopped, position, &event).await?;
-        position = event.position();
-        applied(projection, slice, std::slice::from_ref(&event));
-    }
-    if position < through {
-        pass_over(pool, projection.name(), slice, position, through).await?;
-    }
-    Ok(())
-}
 
-/// Moves the checkpoint from `from` to `through` over events of other
-/// partitions only: a transaction with nothing but the checkpoint.
-async fn pass_over(
-    pool: &Pool,
-    projection: &str,
-    slice: Slice,
-    from: FeedPosition,
-    through: FeedPosition,
-) -> Result<(), ProjectionError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    save_checkpoint(&tx, projection, slice, from, through).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// After a commit: the projection's hook and the counters.
-fn applied<P: PgProjection>(projection: &P, slice: Slice, events: &[StoredEvent]) {
-    projection.committed(events);
-    let (name, partition) = (projection.name().to_string(), slice.partition.label());
-    metrics::counter!("forgeerp_projection_applied_total", "projection" => name.clone(), "partition" => partition.clone())
-        .increment(events.len() as u64);
-    metrics::counter!("forgeerp_projection_batches_total", "projection" => name, "partition" => partition).increment(1);
-}
-
-/// One event, with retries, parked when it keeps failing.
-async fn apply_one<P: PgProjection>(
-    pool: &Pool,
-    projection: &P,
-    slice: Slice,
-    config: &WorkerConfig,
-    stopped: &watch::Receiver<bool>,
-    from: FeedPosition,
-    event: &StoredEvent,
-) -> Result<(), ProjectionError> {
-    {
+    /// One event, with retries, parked when it keeps failing.
+    async fn one(&self, from: FeedPosition, event: &StoredEvent) -> Result<(), ProjectionError> {
+        let (pool, projection, slice, config, stopped) = (
+            self.pool,
+            self.projection,
+            self.slice,
+            self.config,
+            self.stopped,
+        );
         let span = tracing::debug_span!("projection", name = projection.name(), tenant = %event.tenant_id, aggregate = %event.aggregate_id);
         async {
             let mut backoff = config.min_backoff;
@@ -692,6 +677,31 @@ async fn apply_one<P: PgProjection>(
         .instrument(span)
         .await
     }
+}
+
+/// Moves the checkpoint from `from` to `through` over events of other
+/// partitions only: a transaction with nothing but the checkpoint.
+async fn pass_over(
+    pool: &Pool,
+    projection: &str,
+    slice: Slice,
+    from: FeedPosition,
+    through: FeedPosition,
+) -> Result<(), ProjectionError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    save_checkpoint(&tx, projection, slice, from, through).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// After a commit: the projection's hook and the counters.
+fn applied<P: PgProjection>(projection: &P, slice: Slice, events: &[StoredEvent]) {
+    projection.committed(events);
+    let (name, partition) = (projection.name().to_string(), slice.partition.label());
+    metrics::counter!("forgeerp_projection_applied_total", "projection" => name.clone(), "partition" => partition.clone())
+        .increment(events.len() as u64);
+    metrics::counter!("forgeerp_projection_batches_total", "projection" => name, "partition" => partition).increment(1);
 }
 
 /// A batch in one transaction: per run of one tenant, point the binding at
