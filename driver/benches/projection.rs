@@ -63,7 +63,7 @@ async fn main() {
     let started = Instant::now();
     let (mut after, mut scanned) = (FeedPosition::default(), 0);
     loop {
-        let page = store.read_all(after, 500, None).await.unwrap();
+        let page = store.read_all(after, 2000, None).await.unwrap();
         if page.is_empty() {
             break;
         }

@@ -43,7 +43,7 @@ impl Default for SubscriptionConfig {
     fn default() -> Self {
         SubscriptionConfig {
             poll_interval: Duration::from_secs(1),
-            page_size: 500,
+            page_size: 2000,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             buffer: 4096,
