@@ -107,22 +107,16 @@ pub fn read_config(path: Option<&Path>) -> Result<WorkerFile, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| {
-        CliError::usage(
-            format!(
-                "{}: {}",
-                path.display(),
-                e.message()
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid configuration")
-            ) + &e
-                .span()
-                .map(|span| {
-                    let line = text[..span.start].matches('\n').count() + 1;
-                    format!(" (line {line})")
-                })
-                .unwrap_or_default(),
-        )
+        let what = e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid configuration");
+        let line = e
+            .span()
+            .map(|span| format!(" (line {})", text[..span.start].matches('\n').count() + 1))
+            .unwrap_or_default();
+        CliError::usage(format!("{}: {what}{line}", path.display()))
     })
 }
 

@@ -7,6 +7,18 @@ use crate::error::{ContractError, SqlState};
 use crate::expected_version::ExpectedVersion;
 use crate::uuid_text::uuid_text;
 
+/// A stream's stable 64-bit hash: FNV-1a over its tenant's and then its
+/// aggregate's 16 bytes. The same in every process, version and machine:
+/// the key of the extension's stream lock, and what the driver splits a
+/// projection's partitions by.
+pub fn stream_hash(tenant: &[u8; 16], aggregate: &[u8; 16]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in tenant.iter().chain(aggregate) {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
 /// The stream an append goes to, and how many events it brings.
 #[derive(Clone, Copy, Debug)]
 pub struct AppendTarget<'a> {

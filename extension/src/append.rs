@@ -252,10 +252,8 @@ fn check_tenant_access(
 /// takes part in deadlock detection and `lock_timeout`. Two streams whose
 /// keys collide only queue behind each other.
 fn lock_stream(tenant_id: &Uuid, aggregate_id: &Uuid) {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
-    for byte in tenant_id.as_bytes().iter().chain(aggregate_id.as_bytes()) {
-        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash =
+        forgeerp_contract::append::stream_hash(tenant_id.as_bytes(), aggregate_id.as_bytes());
     let tag = pg_sys::LOCKTAG {
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
         locktag_field2: (hash >> 32) as u32,

@@ -57,35 +57,26 @@ thread_local! {
     static EMPTY_OBJECT: Cell<Option<pg_sys::Datum>> = const { Cell::new(None) };
 }
 
-/// The catalog entries, checked to be still the ones this backend found
-/// (an extension dropped and created again gets new oids).
-fn catalog() -> Catalog {
+/// The catalog entries and `forgeerp.events` opened with `lockmode`, the
+/// entries checked to be still the ones this backend found (an extension
+/// dropped and created again gets new oids) on the same open.
+unsafe fn open_events(lockmode: pg_sys::LOCKMODE) -> (Catalog, pg_sys::Relation) {
     if let Some(found) = CATALOG.get() {
-        if unsafe { still_there(&found) } {
-            return found;
+        let rel = pg_sys::try_table_open(found.events, lockmode);
+        if !rel.is_null() {
+            let same = CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()) == c"events"
+                && [found.stream_index, found.event_id_index]
+                    .iter()
+                    .all(|oid| pg_sys::get_rel_namespace(*oid) != pg_sys::InvalidOid);
+            if same {
+                return (found, rel);
+            }
+            pg_sys::table_close(rel, lockmode);
         }
     }
-    let found = unsafe { find_catalog() };
+    let found = find_catalog();
     CATALOG.set(Some(found));
-    found
-}
-
-unsafe fn still_there(found: &Catalog) -> bool {
-    let rel = pg_sys::try_table_open(found.events, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-    if rel.is_null() {
-        return false;
-    }
-    let same = name_of(rel) == "events";
-    pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-    same && [found.stream_index, found.event_id_index]
-        .iter()
-        .all(|oid| pg_sys::get_rel_namespace(*oid) != pg_sys::InvalidOid)
-}
-
-unsafe fn name_of(rel: pg_sys::Relation) -> String {
-    CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr())
-        .to_string_lossy()
-        .into_owned()
+    (found, pg_sys::table_open(found.events, lockmode))
 }
 
 unsafe fn find_catalog() -> Catalog {
@@ -206,11 +197,9 @@ impl EventsTable {
     /// snapshot taken here sees every append that held it before, and this
     /// transaction's own earlier appends.
     pub fn open() -> Self {
-        let catalog = catalog();
         unsafe {
             pg_sys::CommandCounterIncrement();
-            let rel =
-                pg_sys::table_open(catalog.events, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            let (catalog, rel) = open_events(pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
             let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetTransactionSnapshot());
             EventsTable {
                 catalog,

@@ -34,13 +34,6 @@ pub fn database() -> &'static str {
     })
 }
 
-/// Creates the database `name` anew (dropping one left over) and returns a
-/// superuser connection to it; nothing is installed in it yet.
-pub fn recreate_database(name: &str) -> Client {
-    Client::connect(&fresh_database_blocking(name, Install::Nothing), NoTls)
-        .unwrap_or_else(|e| panic!("connect to {name}: {e}"))
-}
-
 /// The released version the test database is installed at and then updated
 /// from (`FORGEERP_TEST_UPGRADE_FROM`), or None for a fresh install of the
 /// current version.

@@ -239,8 +239,8 @@ impl ProjectionWorker {
         for key in &old {
             let free: bool = tx
                 .query_one(
-                    "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended('forgeerp projection ' || $1 || ' ' || $2, 0))",
-                    &[&projection, key],
+                    include_str!("../../sql/worker/claim_leadership.sql"),
+                    &[&projection, key, &true],
                 )
                 .await?
                 .get(0);
@@ -325,19 +325,14 @@ impl Partition {
         (0..count).map(move |index| Partition { index, count })
     }
 
-    /// The partition of `count` that stream `(tenant, aggregate)` is in:
-    /// FNV-1a (64 bits) over the two uuids' bytes, modulo `count`; stable
-    /// across processes, versions and machines.
+    /// The partition of `count` that stream `(tenant, aggregate)` is in: the
+    /// contract's stable stream hash (`forgeerp_contract::append::stream_hash`)
+    /// modulo `count`.
     pub fn of(tenant: TenantId, aggregate: crate::ids::AggregateId, count: u32) -> u32 {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in tenant
-            .as_uuid()
-            .as_bytes()
-            .iter()
-            .chain(aggregate.as_uuid().as_bytes())
-        {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
+        let hash = forgeerp_contract::append::stream_hash(
+            tenant.as_uuid().as_bytes(),
+            aggregate.as_uuid().as_bytes(),
+        );
         (hash % u64::from(count.max(1))) as u32
     }
 
@@ -425,8 +420,8 @@ impl Leadership {
         let client = deadpool_postgres::Object::take(pool.get().await?);
         let leads: bool = client
             .query_one(
-                include_str!("../../sql/worker/try_lead.sql"),
-                &[&name, &slice.key()],
+                include_str!("../../sql/worker/claim_leadership.sql"),
+                &[&name, &slice.key(), &false],
             )
             .await?
             .get(0);
