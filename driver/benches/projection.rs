@@ -4,7 +4,6 @@
 //! machine's cores were (every process) and how much of that was this
 //! process (the driver).
 //!
-//!
 //! ```sh
 //! bash scripts/setup.sh && cargo bench -p forgeerp-infra --bench projection
 //! ```
