@@ -4,14 +4,14 @@
 //! and the anomaly runner on the live feed; then per tenant a stock table and
 //! the insights found. Every run uses new tenants, so it can run again.
 
-use crate::connect::connect;
+use crate::connect::{connect, Database};
 use crate::error::CliError;
 use forgeerp_infra::inventory::{InventoryCommand as C, InventoryItem};
 use forgeerp_infra::{
     AggregateId, AiInsight, AnomalyDetector, CommandDispatcher, DispatchError, EventStore,
     InventoryAnomalyRunner, InventoryStockProjection, InventoryStockReader, PgEventStore,
-    PgInsightSink, PgNotifyEventBus, ProjectionWorker, RetryPolicy, RunnerConfig, TenantId,
-    TriggeringProjection, WorkerConfig,
+    PgInsightSink, ProjectionWorker, RetryPolicy, RunnerConfig, TenantId, TriggeringProjection,
+    WorkerConfig,
 };
 use std::time::{Duration, Instant};
 
@@ -53,9 +53,9 @@ struct Tenant {
 }
 
 /// Runs the demo against `url`.
-pub async fn run(url: &str) -> Result<(), CliError> {
+pub async fn run(db: &Database) -> Result<(), CliError> {
     let started = Instant::now();
-    let store = connect(url, 6).await?;
+    let store = connect(db, 6).await?;
     forgeerp_infra::migrate(store.pool()).await?;
     let tenants = [
         Tenant {
@@ -87,7 +87,7 @@ pub async fn run(url: &str) -> Result<(), CliError> {
     );
     let worker = ProjectionWorker::spawn(
         store.pool().clone(),
-        PgNotifyEventBus::new(url),
+        db.bus(),
         TriggeringProjection::new(InventoryStockProjection, runner.trigger_handle()),
         None,
         WorkerConfig::default(),

@@ -3,19 +3,30 @@
 use forgeerp_infra::{DbFailure, EventStoreError, ProjectionError, ReadModelError};
 use std::fmt;
 
-/// A failure the user sees as one line on stderr, with a non-zero exit.
+/// A failure the user sees as one line on stderr, `forgeerp: <message>
+/// (<SQLSTATE>)`, with a non-zero exit: 2 for bad input, 3 for a conflict
+/// with the stored streams, 1 for everything else.
 #[derive(Debug)]
 pub struct CliError {
     message: String,
+    sqlstate: Option<String>,
     code: u8,
 }
 
+/// Exit code 2: bad input, from the argument parser or refused by the store (ES003).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code 3: a conflict with what is stored (ES001, ES004, ES005).
+pub const EXIT_CONFLICT: u8 = 3;
+/// Exit code 1: everything else.
+pub const EXIT_FAILED: u8 = 1;
+
 impl CliError {
-    /// Bad input, from the argument parser or refused by the store (ES003): exit code 2.
+    /// Bad input: exit code 2.
     pub fn usage(message: impl Into<String>) -> Self {
         CliError {
             message: message.into(),
-            code: 2,
+            sqlstate: None,
+            code: EXIT_USAGE,
         }
     }
 
@@ -23,8 +34,17 @@ impl CliError {
     pub fn failed(message: impl Into<String>) -> Self {
         CliError {
             message: message.into(),
-            code: 1,
+            sqlstate: None,
+            code: EXIT_FAILED,
         }
+    }
+
+    /// The same error, reported with the server's SQLSTATE, whose class
+    /// sets the exit code.
+    pub fn with_sqlstate(mut self, sqlstate: &str) -> Self {
+        self.code = exit_code_of(sqlstate).unwrap_or(self.code);
+        self.sqlstate = Some(sqlstate.to_string());
+        self
     }
 
     /// The process exit code.
@@ -33,21 +53,42 @@ impl CliError {
     }
 }
 
+/// The exit code a SQLSTATE calls for, when it calls for one other than 1.
+fn exit_code_of(sqlstate: &str) -> Option<u8> {
+    match sqlstate {
+        "ES003" | "22P05" => Some(EXIT_USAGE),
+        "ES001" | "ES004" | "ES005" => Some(EXIT_CONFLICT),
+        _ => None,
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        if let Some(sqlstate) = &self.sqlstate {
+            write!(f, " ({sqlstate})")?;
+        }
+        Ok(())
     }
 }
 
 impl From<EventStoreError> for CliError {
     fn from(error: EventStoreError) -> Self {
-        match error {
-            EventStoreError::Connection(message) => CliError::failed(format!(
-                "lost the connection to PostgreSQL ({message}); check the server and retry"
-            )),
-            // ES003: the input was bad, as much as a malformed argument is.
-            invalid @ EventStoreError::InvalidAppend(_) => CliError::usage(invalid.to_string()),
-            other => CliError::failed(other.to_string()),
+        let sqlstate = error.sqlstate().map(str::to_string);
+        let message = match error {
+            EventStoreError::Connection(message) => {
+                return CliError::failed(format!(
+                    "lost the connection to PostgreSQL ({message}); check the server and retry"
+                ))
+            }
+            // The server's own words; the SQLSTATE follows in parentheses.
+            EventStoreError::Database { message, .. } => message,
+            other => other.to_string(),
+        };
+        let error = CliError::failed(message);
+        match sqlstate {
+            Some(sqlstate) => error.with_sqlstate(&sqlstate),
+            None => error,
         }
     }
 }
@@ -68,7 +109,7 @@ impl From<tokio_postgres::Error> for CliError {
     fn from(error: tokio_postgres::Error) -> Self {
         match DbFailure::of(&error) {
             DbFailure::Refused { sqlstate, message } => {
-                CliError::failed(format!("{message} ({sqlstate})"))
+                CliError::failed(message).with_sqlstate(&sqlstate)
             }
             DbFailure::Connection(message) => {
                 CliError::failed(format!("database connection failed: {message}"))

@@ -1,8 +1,10 @@
 //! `forgeerp`: the command-line tool over the forgeerp driver.
 //!
-//! Every command talks to the private cluster of `scripts/setup.sh` unless
-//! `--database-url` (or `DATABASE_URL`) names another server. Errors are one
-//! line on stderr and a non-zero exit: 2 for bad input, 1 for the rest.
+//! The database is `--database-url`, else `DATABASE_URL`, else libpq's
+//! variables, else the private cluster of `scripts/setup.sh`
+//! ([`connect::Database::choose`]). Errors are one line on stderr,
+//! `forgeerp: <message> (<SQLSTATE>)`, and a non-zero exit: 2 for bad
+//! input, 3 for a conflict, 1 for the rest.
 
 mod connect;
 mod demo;
@@ -19,12 +21,23 @@ use forgeerp_infra::{AggregateId, FeedPosition, TenantId};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// What `--help` ends with: where the database comes from, and the exit codes.
+const AFTER_HELP: &str = "\
+Database: --database-url, else DATABASE_URL, else the libpq variables (PGHOST, PGHOSTADDR, PGPORT,
+PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE, PGSSLROOTCERT), else the private cluster of
+scripts/setup.sh (127.0.0.1, port FORGEERP_PGPORT or 28815, database forgeerp). sslmode (disable,
+prefer, require, verify-ca, verify-full) and sslrootcert (a PEM file, or system) work as in libpq.
+
+Errors: one line on stderr, `forgeerp: <message> (<SQLSTATE>)`. Exit codes: 0 done; 1 failed
+(server unreachable, refused, anything else); 2 bad input (arguments, ES003); 3 a conflict with the
+stored streams (ES001 wrong expected version, ES004 duplicate event id, ES005 aggregate type).";
+
 /// forgeerp: a multi-tenant event store inside PostgreSQL, and its tools.
 #[derive(Parser)]
-#[command(name = "forgeerp", version, about)]
+#[command(name = "forgeerp", version, about, after_help = AFTER_HELP)]
 struct Cli {
-    /// The database (a libpq URL); default: the private cluster of scripts/setup.sh.
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    /// The database: a libpq connection string or postgresql:// URL (see below for the defaults).
+    #[arg(long, global = true)]
     database_url: Option<String>,
     /// Logs on stderr: human (default) or json.
     #[arg(long, global = true, value_enum, default_value = "human")]
@@ -61,10 +74,12 @@ enum Command {
         /// any, no-stream, exists, or a version number.
         #[arg(long, default_value = "any")]
         expected: String,
-        /// The events: [{"event_type": …, "payload": {…}, "metadata"?: {…}, "event_id"?: uuid, "event_version"?: n}].
+        /// The events: [{"event_type": …, "payload": {…}, "metadata"?: {…}, "event_id"?: uuid, "event_version"?: n}];
+        /// `-` reads them from stdin, `@FILE` from a file.
         events: String,
     },
-    /// Prints one stream's events, one JSON object per line.
+    /// Prints one stream's events, one JSON object per line. A stream that
+    /// does not exist prints nothing and exits 0 (like an empty psql result).
     Load {
         /// The tenant (uuid).
         #[arg(long)]
@@ -79,19 +94,27 @@ enum Command {
         #[arg(long)]
         tenant: Option<TenantId>,
         /// Start after this position, TRANSACTION:POSITION (default: the start, or the checkpoint file).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "from_now")]
         after: Option<FeedPosition>,
+        /// Only events committed from now on (nothing of the past).
+        #[arg(long)]
+        from_now: bool,
         /// Resume from, and save the position to, this file.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
         /// Stop after this many events.
         #[arg(long)]
         limit: Option<u64>,
+        /// Give up (exit 1) after this many seconds without a connection.
+        #[arg(long, default_value_t = 30)]
+        give_up_after: u64,
     },
-    /// Rebuilds the inventory stock projection of one tenant, or of all.
+    /// Rebuilds the inventory stock projection of one tenant, or of all,
+    /// and moves its checkpoint to the feed's head (what `stats` shows).
+    #[command(group = clap::ArgGroup::new("which").required(true).args(["tenant", "all"]))]
     Rebuild {
         /// The tenant (uuid).
-        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        #[arg(long)]
         tenant: Option<TenantId>,
         /// Every tenant with events.
         #[arg(long)]
@@ -103,6 +126,9 @@ enum Command {
         /// Exact counts instead of estimates (scans the events: slow on a large store).
         #[arg(long)]
         exact: bool,
+        /// One JSON object instead of lines for people.
+        #[arg(long)]
+        json: bool,
     },
     /// Brings the driver's own tables (schema forgeerp_read) up to date:
     /// numbered migrations, each applied once; safe to run at any time.
@@ -144,7 +170,10 @@ async fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return parse_failure(error),
+    };
     // Services log what they do; one-shot commands only their errors.
     let default_filter = match cli.command {
         Command::Worker { .. } => "info",
@@ -154,18 +183,20 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Human => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let url = cli
-        .database_url
-        .clone()
-        .unwrap_or_else(connect::default_database_url);
     let result = match cli.command {
-        Command::Worker { config, metrics } => run_worker(cli.database_url, config, metrics).await,
-        command => run(command, &url).await,
+        Command::Worker { config, metrics } => {
+            run_worker(cli.database_url.as_deref(), config, metrics).await
+        }
+        command => match connect::Database::choose(cli.database_url.as_deref(), None) {
+            Ok(database) => run(command, &database).await,
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,28 +207,69 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, url: &str) -> Result<(), CliError> {
+/// What the argument parser found wrong, as one line and exit code 2; help
+/// and version as clap prints them, exit code 0.
+fn parse_failure(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(error::EXIT_USAGE)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    // clap's first paragraph (what is wrong, with what it lists on the lines
+    // below), without its tips and usage, on one line.
+    let text = error.render().to_string();
+    let paragraph: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let said = paragraph.join(" ");
+    let said = said.strip_prefix("error: ").unwrap_or(&said);
+    eprintln!("forgeerp: {said} (see --help)");
+    ExitCode::from(error::EXIT_USAGE)
+}
+
+async fn run(command: Command, db: &connect::Database) -> Result<(), CliError> {
     match command {
-        Command::Demo => demo::run(url).await,
+        Command::Demo => demo::run(db).await,
         Command::Append {
             tenant,
             aggregate_type,
             aggregate,
             expected,
             events,
-        } => streams::append(url, tenant, &aggregate_type, aggregate, &expected, &events).await,
-        Command::Load { tenant, aggregate } => streams::load(url, tenant, aggregate).await,
+        } => streams::append(db, tenant, &aggregate_type, aggregate, &expected, &events).await,
+        Command::Load { tenant, aggregate } => streams::load(db, tenant, aggregate).await,
         Command::Tail {
             tenant,
             after,
+            from_now,
             checkpoint,
             limit,
-        } => tail::run(url, tenant, after, checkpoint, limit).await,
-        Command::Rebuild { tenant, .. } => rebuild::run(url, tenant).await,
-        Command::Stats { exact } => stats::run(url, exact).await,
-        Command::Migrate => migrate(url).await,
+            give_up_after,
+        } => {
+            let start = match (after, from_now) {
+                (_, true) => tail::Start::Now,
+                (Some(after), false) => tail::Start::After(after),
+                (None, false) => tail::Start::Beginning,
+            };
+            let give_up_after = std::time::Duration::from_secs(give_up_after);
+            tail::run(db, tenant, start, checkpoint, limit, give_up_after).await
+        }
+        Command::Rebuild { tenant, .. } => rebuild::run(db, tenant).await,
+        Command::Stats { exact, json } => stats::run(db, exact, json).await,
+        Command::Migrate => migrate(db).await,
         Command::Resplit { from, to, tenant } => {
-            let store = connect::connect(url, 1).await?;
+            let store = connect::connect(db, 1).await?;
             let at = forgeerp_infra::ProjectionWorker::resplit(
                 store.pool(),
                 "inventory_stock",
@@ -214,9 +286,9 @@ async fn run(command: Command, url: &str) -> Result<(), CliError> {
 }
 
 /// `forgeerp worker`: the file's settings, with `--metrics` and the
-/// database URL of `--database-url` / `DATABASE_URL` winning over them.
+/// database of `--database-url` / `DATABASE_URL` winning over them.
 async fn run_worker(
-    url: Option<String>,
+    url: Option<&str>,
     config: Option<PathBuf>,
     metrics: Option<std::net::SocketAddr>,
 ) -> Result<(), CliError> {
@@ -224,15 +296,18 @@ async fn run_worker(
     if metrics.is_some() {
         file.metrics = metrics;
     }
-    let url = url
-        .or_else(|| file.database_url.clone())
-        .unwrap_or_else(connect::default_database_url);
-    worker::run(&url, file).await
+    let path = config
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let from_file = file.database_url.as_deref().map(|url| (url, path.as_str()));
+    let database = connect::Database::choose(url, from_file)?;
+    worker::run(&database, file).await
 }
 
 /// `forgeerp migrate`: one line saying what it found and did.
-async fn migrate(url: &str) -> Result<(), CliError> {
-    let store = connect::connect(url, 1).await?;
+async fn migrate(db: &connect::Database) -> Result<(), CliError> {
+    let store = connect::connect(db, 1).await?;
     let report = forgeerp_infra::migrate(store.pool()).await?;
     match report.applied.as_slice() {
         [] => println!("driver schema at version {}: up to date", report.to_version),

@@ -1,13 +1,13 @@
 //! `forgeerp append` and `forgeerp load`: one stream, through the driver.
 
-use crate::connect::connect;
+use crate::connect::{connect, Database};
 use crate::error::CliError;
 use forgeerp_infra::{AggregateId, EventStore, ExpectedVersion, StoredEvent, TenantId};
 use serde_json::Value;
 
 /// Appends the JSON array `events` to one stream and prints what was stored.
 pub async fn append(
-    url: &str,
+    db: &Database,
     tenant: TenantId,
     aggregate_type: &str,
     aggregate: AggregateId,
@@ -15,8 +15,8 @@ pub async fn append(
     events: &str,
 ) -> Result<(), CliError> {
     let expected = parse_expected(expected)?;
-    let batch = parse_events(events)?;
-    let store = connect(url, 1).await?;
+    let batch = parse_events(&read_events(events)?)?;
+    let store = connect(db, 1).await?;
     for event in store
         .append_json(tenant, aggregate_type, aggregate, expected, &batch)
         .await?
@@ -27,8 +27,8 @@ pub async fn append(
 }
 
 /// Prints every event of one stream.
-pub async fn load(url: &str, tenant: TenantId, aggregate: AggregateId) -> Result<(), CliError> {
-    let store = connect(url, 1).await?;
+pub async fn load(db: &Database, tenant: TenantId, aggregate: AggregateId) -> Result<(), CliError> {
+    let store = connect(db, 1).await?;
     for event in store.load_stream(tenant, aggregate).await? {
         print_event(&event);
     }
@@ -50,6 +50,23 @@ fn parse_expected(expected: &str) -> Result<ExpectedVersion, CliError> {
         .map_err(|e: forgeerp_infra::contract::ContractError| {
             CliError::usage(format!("--expected {}", e.message))
         })
+}
+
+/// The events argument's text: itself, stdin for `-`, a file for `@FILE`.
+fn read_events(argument: &str) -> Result<String, CliError> {
+    use std::io::Read;
+    if argument == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::usage(format!("cannot read the events from stdin: {e}")))?;
+        return Ok(text);
+    }
+    match argument.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| CliError::usage(format!("cannot read the events from {path}: {e}"))),
+        None => Ok(argument.to_string()),
+    }
 }
 
 /// The events as JSON, passed to `forgeerp.append` unchanged: the extension

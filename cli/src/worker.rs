@@ -3,12 +3,12 @@
 //! until SIGTERM or SIGINT, with a leader per projection (other instances
 //! stand by), Prometheus metrics and a health check.
 
-use crate::connect::connect;
+use crate::connect::{connect, Database};
 use crate::error::CliError;
 use forgeerp_infra::{
     AnomalyDetector, InventoryAnomalyRunner, InventoryStockProjection, InventoryStockReader,
-    Partition, PgInsightSink, PgNotifyEventBus, ProjectionWorker, RunnerConfig, TenantId,
-    TriggeringProjection, WorkerConfig, WorkerHandle,
+    Partition, PgInsightSink, ProjectionWorker, RunnerConfig, TenantId, TriggeringProjection,
+    WorkerConfig, WorkerHandle,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
@@ -121,8 +121,8 @@ pub fn read_config(path: Option<&Path>) -> Result<WorkerFile, CliError> {
 }
 
 /// Runs the worker until SIGTERM or SIGINT.
-pub async fn run(url: &str, config: WorkerFile) -> Result<(), CliError> {
-    let store = connect(url, config.pool_size.max(2)).await?;
+pub async fn run(db: &Database, config: WorkerFile) -> Result<(), CliError> {
+    let store = connect(db, config.pool_size.max(2)).await?;
     forgeerp_infra::migrate(store.pool()).await?;
     let metrics = config.metrics.map(serve_metrics).transpose()?;
 
@@ -148,7 +148,7 @@ pub async fn run(url: &str, config: WorkerFile) -> Result<(), CliError> {
     let workers: Vec<WorkerHandle> = partitions
         .iter()
         .map(|&partition| {
-            let bus = PgNotifyEventBus::new(url);
+            let bus = db.bus();
             let config = WorkerConfig {
                 partition,
                 ..worker_config.clone()

@@ -306,11 +306,9 @@ fn assert_one_clear_line(out: &Output, code: i32, says: &str) {
         !stderr.contains("panicked") && !stderr.contains("backtrace"),
         "{stderr}"
     );
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
-    assert!(
-        lines.len() == 1 || (lines.len() == 2 && lines[1].contains("--help")),
-        "{stderr}"
-    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].starts_with("forgeerp: "), "{stderr}");
     assert!(out.stdout.is_empty());
 }
 
@@ -355,7 +353,8 @@ fn bad_input_an_unreachable_server_and_a_missing_extension_are_one_clear_line() 
         aggregate,
         &["--expected", "3", r#"[{"event_type": "E", "payload": {}}]"#],
     );
-    assert_one_clear_line(&out, 1, "expected version 3, actual 0");
+    // A conflict with the stored stream: exit code 3, the SQLSTATE last.
+    assert_one_clear_line(&out, 3, "expected version 3, actual 0 (ES001)");
     let out = append(
         &url,
         tenant,
@@ -364,6 +363,11 @@ fn bad_input_an_unreachable_server_and_a_missing_extension_are_one_clear_line() 
     );
     // ES003 is bad input: exit code 2, like the argument parser's refusals.
     assert_one_clear_line(&out, 2, "event_type");
+    assert!(
+        text(&out.stderr).trim_end().ends_with("(ES003)"),
+        "{}",
+        text(&out.stderr)
+    );
     // The batch goes to forgeerp.append unchanged, so an unknown key is the
     // extension's ES003, not silently dropped (it was).
     let out = append(
@@ -379,9 +383,28 @@ fn bad_input_an_unreachable_server_and_a_missing_extension_are_one_clear_line() 
     );
 
     let out = forgeerp("postgresql://postgres@127.0.0.1:1/forgeerp", &["stats"]);
-    assert_one_clear_line(&out, 1, "cannot reach PostgreSQL at 127.0.0.1:1");
+    assert_one_clear_line(&out, 1, "cannot reach PostgreSQL at 127.0.0.1:1 (database forgeerp, user postgres, sslmode prefer), from DATABASE_URL");
+    let given = Command::new(env!("CARGO_BIN_EXE_forgeerp"))
+        .args([
+            "--database-url",
+            "postgresql://postgres@127.0.0.1:1/forgeerp",
+            "stats",
+        ])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_one_clear_line(&given, 1, "from --database-url: ");
+    // It was given: no advice to give it, nor to start the private cluster.
+    let said = text(&given.stderr);
+    assert!(
+        !said.contains("pass --database-url") && !said.contains("setup.sh"),
+        "{said}"
+    );
     let out = forgeerp("postgresql://[bad", &["stats"]);
-    assert_one_clear_line(&out, 2, "is not a PostgreSQL connection string");
+    assert_one_clear_line(&out, 2, "DATABASE_URL is not a usable connection string");
+    // The argument parser's refusals are one line too.
+    let out = forgeerp(&url, &["load", "--bogus"]);
+    assert_one_clear_line(&out, 2, "unexpected argument '--bogus' found (see --help)");
 
     let bare = admin.fresh("bare", false);
     let out = forgeerp(&admin.url(&bare), &["stats"]);
@@ -855,4 +878,353 @@ fn worker_processes_survive_kill_9_terminated_connections_and_an_immediate_stop(
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(admin.query(&db, live_sql), live, "rebuild equals live");
     assert_eq!(admin.query(&db, history_sql), live_history);
+}
+
+#[test]
+fn conflicts_exit_3_in_the_servers_words() {
+    let admin = admin();
+    let db = admin.fresh("conflicts", true);
+    let url = admin.url(&db);
+    let (tenant, aggregate) = (
+        "5b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11",
+        "0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+    );
+    let batch = r#"[{"event_type": "E", "payload": {"n": 1}, "event_id": "9d8f6a4e-5b1c-4c1e-8a3f-2b7d6e5c4a30"}]"#;
+    assert!(append(&url, tenant, aggregate, &[batch]).status.success());
+    // The same event id with other content: ES004.
+    let reused = r#"[{"event_type": "E", "payload": {"n": 2}, "event_id": "9d8f6a4e-5b1c-4c1e-8a3f-2b7d6e5c4a30"}]"#;
+    let out = append(&url, tenant, aggregate, &[reused]);
+    assert_one_clear_line(&out, 3, "9d8f6a4e-5b1c-4c1e-8a3f-2b7d6e5c4a30");
+    assert!(
+        text(&out.stderr).trim_end().ends_with("(ES004)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Another aggregate type: ES005 says which type the stream has.
+    let out = forgeerp(
+        &url,
+        &[
+            "append",
+            "--tenant",
+            tenant,
+            "--type",
+            "sales.order",
+            "--aggregate",
+            aggregate,
+            r#"[{"event_type": "E", "payload": {}}]"#,
+        ],
+    );
+    assert_one_clear_line(
+        &out,
+        3,
+        &format!("aggregate {aggregate} is a \"t\", not a \"sales.order\" (ES005)"),
+    );
+    assert_eq!(
+        admin.query(&db, "SELECT count(*) FROM forgeerp.events")[0][0].as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn help_names_the_database_order_and_the_exit_codes() {
+    let out = forgeerp("postgresql://unused@127.0.0.1:1/x", &["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for says in [
+        "--database-url, else DATABASE_URL, else the libpq variables (PGHOST",
+        "2 bad input",
+        "3 a conflict",
+        "ES005",
+    ] {
+        assert!(help.contains(says), "{says}: {help}");
+    }
+    let load = text(&forgeerp("postgresql://unused@127.0.0.1:1/x", &["load", "--help"]).stdout);
+    assert!(
+        load.contains("does not exist prints nothing and exits 0"),
+        "{load}"
+    );
+    let rebuild = forgeerp("postgresql://unused@127.0.0.1:1/x", &["rebuild"]);
+    assert_one_clear_line(&rebuild, 2, "--all");
+}
+
+#[test]
+fn the_database_comes_from_the_libpq_variables_when_no_url_is_given() {
+    let admin = admin();
+    let db = admin.fresh("libpq", true);
+    let port = std::env::var("FORGEERP_PGPORT").unwrap_or_else(|_| "28815".into());
+    let run = |port: &str| {
+        Command::new(env!("CARGO_BIN_EXE_forgeerp"))
+            .args(["stats", "--json"])
+            .env_remove("DATABASE_URL")
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", port)
+            .env("PGDATABASE", &db)
+            .env("PGUSER", "postgres")
+            .env("PGSSLMODE", "require")
+            .output()
+            .unwrap()
+    };
+    let out = run(&port);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["events"], 0, "{stats}");
+    // What was tried is named, and where it came from.
+    let out = run("1");
+    assert_one_clear_line(
+        &out,
+        1,
+        &format!("cannot reach PostgreSQL at 127.0.0.1:1 (database {db}, user postgres, sslmode require), from the libpq variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGSSLMODE)"),
+    );
+}
+
+#[test]
+fn append_reads_a_full_batch_from_stdin_or_a_file() {
+    let admin = admin();
+    let db = admin.fresh("stdin", true);
+    let url = admin.url(&db);
+    let tenant = "5b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11";
+    let most = forgeerp_infra::contract::Limits::DEFAULT.max_batch_events;
+    let batch = serde_json::Value::Array(
+        (0..most)
+            .map(|n| serde_json::json!({"event_type": "E", "payload": {"n": n}}))
+            .collect(),
+    )
+    .to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_forgeerp"))
+        .args([
+            "append",
+            "--tenant",
+            tenant,
+            "--type",
+            "t",
+            "--aggregate",
+            "0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+            "-",
+        ])
+        .env("DATABASE_URL", &url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(batch.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), most);
+
+    let file = std::env::temp_dir().join(format!("forgeerp-batch-{}.json", std::process::id()));
+    std::fs::write(&file, r#"[{"event_type": "FromFile", "payload": {}}]"#).unwrap();
+    let out = append(
+        &url,
+        tenant,
+        "1e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+        &[&format!("@{}", file.display())],
+    );
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(r#""event_type":"FromFile""#));
+    let out = append(
+        &url,
+        tenant,
+        "1e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+        &["@/nonexistent/batch.json"],
+    );
+    assert_one_clear_line(
+        &out,
+        2,
+        "cannot read the events from /nonexistent/batch.json",
+    );
+    assert_eq!(
+        admin.query(&db, "SELECT count(*) FROM forgeerp.events")[0][0].as_deref(),
+        Some((most + 1).to_string().as_str())
+    );
+}
+
+/// A `forgeerp tail` process and its output lines, each awaited at most 20 s.
+struct Tailing {
+    child: std::process::Child,
+    stdout: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Tailing {
+    fn start(url: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_forgeerp"))
+            .arg("tail")
+            .args(args)
+            .env("DATABASE_URL", url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = |pipe: Box<dyn std::io::Read + Send>| {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            receiver
+        };
+        let stdout = lines(Box::new(child.stdout.take().unwrap()));
+        let stderr = lines(Box::new(child.stderr.take().unwrap()));
+        Tailing {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn line(&mut self, of: &str, what: &str) -> String {
+        let from = if of == "stdout" {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        match from.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = self.child.kill();
+                panic!("tail printed no {what} line on {of} within 20 s");
+            }
+        }
+    }
+}
+
+#[test]
+fn tail_from_now_says_when_it_loses_and_regains_the_connection_and_gives_up() {
+    let admin = admin();
+    let db = admin.fresh("tail_link", true);
+    let url = admin.url(&db);
+    let tenant = "5b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11";
+    let aggregate = "0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
+    let put = |event_type: &str| {
+        let out = append(
+            &url,
+            tenant,
+            aggregate,
+            &[&format!(
+                r#"[{{"event_type": "{event_type}", "payload": {{}}}}]"#
+            )],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    put("Past");
+    let mut tail = Tailing::start(&url, &["--from-now", "--give-up-after", "2"]);
+    // Its subscription is connected once it is listening.
+    let listening = || {
+        admin.query(&db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'forgeerp-subscription'")[0][0]
+            .as_deref()
+            == Some("1")
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !listening() {
+        assert!(Instant::now() < deadline, "tail never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    put("Now");
+    let line = tail.line("stdout", "first");
+    assert!(
+        line.contains(r#""event_type":"Now""#),
+        "the past is skipped: {line}"
+    );
+
+    admin.query(&db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'forgeerp-subscription'");
+    let lost = tail.line("stderr", "lost");
+    assert!(
+        lost.starts_with("forgeerp: lost the connection to 127.0.0.1:"),
+        "{lost}"
+    );
+    let back = tail.line("stderr", "reconnected");
+    assert!(
+        back.starts_with("forgeerp: connected again to 127.0.0.1:"),
+        "{back}"
+    );
+    put("AfterReconnect");
+    let line = tail.line("stdout", "after the reconnection");
+    assert!(line.contains(r#""event_type":"AfterReconnect""#), "{line}");
+
+    // The database goes away for good: tail gives up with exit code 1.
+    admin.query("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+    let lost = tail.line("stderr", "lost for good");
+    assert!(lost.contains("lost the connection"), "{lost}");
+    let gone = tail.line("stderr", "gave up");
+    assert!(
+        gone.starts_with("forgeerp: the database at 127.0.0.1:")
+            && gone.contains("is gone: no connection for 2 s"),
+        "{gone}"
+    );
+    let status = tail.child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+}
+
+#[test]
+fn rebuild_names_the_event_it_cannot_apply_and_moves_the_checkpoint() {
+    let admin = admin();
+    let db = admin.fresh("rebuild", true);
+    let url = admin.url(&db);
+    let tenant = "5b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11";
+    let item = "0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
+    let item_event = |events: &str| {
+        forgeerp(
+            &url,
+            &[
+                "append",
+                "--tenant",
+                tenant,
+                "--type",
+                "inventory.item",
+                "--aggregate",
+                item,
+                events,
+            ],
+        )
+    };
+    let out = item_event(
+        r#"[{"event_type": "ItemCreated", "payload": {"sku": "S-1", "name": "Bolt"}},
+                             {"event_type": "StockReceived", "payload": {"quantity": 5}}]"#,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = forgeerp(&url, &["rebuild", "--all"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // stats shows the checkpoint the rebuild wrote: nothing behind.
+    let stats: serde_json::Value =
+        serde_json::from_slice(&forgeerp(&url, &["stats", "--json", "--exact"]).stdout).unwrap();
+    let all = stats["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["tenant"] == "*")
+        .unwrap_or_else(|| panic!("no checkpoint for every tenant: {stats}"));
+    assert_eq!(all["projection"], "inventory_stock");
+    assert_eq!(all["lag_events"], 0, "{stats}");
+    assert_eq!(stats["events"], 2);
+    assert_eq!(stats["estimated"], false);
+
+    // An event the projection cannot read: named, and nothing rebuilt.
+    let out = item_event(r#"[{"event_type": "StockReceived", "payload": {"quantity": "many"}}]"#);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let before = admin.query(
+        &db,
+        "SELECT value::text FROM forgeerp_read.entries WHERE model = 'inventory_stock'",
+    );
+    let out = forgeerp(&url, &["rebuild", "--tenant", tenant]);
+    assert_one_clear_line(
+        &out,
+        1,
+        &format!("cannot apply event 3 of stream {item} of tenant {tenant}: "),
+    );
+    assert_eq!(
+        admin.query(
+            &db,
+            "SELECT value::text FROM forgeerp_read.entries WHERE model = 'inventory_stock'"
+        ),
+        before
+    );
 }

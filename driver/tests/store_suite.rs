@@ -127,7 +127,8 @@ async fn a_stream_keeps_its_aggregate_type<S: EventStore>(store: &S) {
         refused,
         EventStoreError::AggregateTypeMismatch {
             aggregate_id: item,
-            requested: "sales.order".into()
+            requested: "sales.order".into(),
+            stored: "inventory.item".into()
         }
     );
 }

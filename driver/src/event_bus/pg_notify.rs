@@ -10,6 +10,7 @@
 //! order, at least once (exactly once while the subscriber keeps running).
 
 use super::{BusError, EventBus, Subscription};
+use crate::connection::{ConnectError, ConnectionError, ConnectionSettings};
 use crate::event::{FeedPosition, StoredEvent};
 use crate::event_store::postgres::{row_to_event, FeedPage};
 use crate::event_store::EventStoreError;
@@ -18,7 +19,7 @@ use forgeerp_contract::names::CHANNEL;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 /// First re-read after a wake-up that found nothing; doubles up to `RECHECK_LIMIT`.
 const RECHECK_FIRST: Duration = Duration::from_millis(20);
@@ -37,6 +38,23 @@ pub struct SubscriptionConfig {
     pub max_backoff: Duration,
     /// Events buffered for a slow consumer before the reader waits.
     pub buffer: usize,
+    /// End the subscription (its `recv` returns None, its link says
+    /// [`Link::GaveUp`]) after this long without a connection; None: retry
+    /// for ever.
+    pub give_up_after: Option<Duration>,
+}
+
+/// The state of a subscription's connection ([`PgNotifySubscription::link`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Not connected yet.
+    Connecting,
+    /// Connected and listening.
+    Connected,
+    /// The connection was lost or could not be made (why); retrying.
+    Lost(String),
+    /// No connection for `give_up_after`: the subscription has ended (why).
+    GaveUp(String),
 }
 
 impl Default for SubscriptionConfig {
@@ -47,6 +65,7 @@ impl Default for SubscriptionConfig {
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             buffer: 4096,
+            give_up_after: None,
         }
     }
 }
@@ -54,15 +73,25 @@ impl Default for SubscriptionConfig {
 /// The bus over a Postgres database with the `forgeerp` extension.
 #[derive(Clone, Debug)]
 pub struct PgNotifyEventBus {
-    url: String,
+    /// Where to connect, or why the URL it was given cannot be used (each
+    /// subscription then fails its connection attempts with that).
+    settings: Result<ConnectionSettings, ConnectionError>,
     config: SubscriptionConfig,
 }
 
 impl PgNotifyEventBus {
     /// A bus on the database at `url` (libpq string or `postgresql://` URL).
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(url: impl AsRef<str>) -> Self {
         PgNotifyEventBus {
-            url: url.into(),
+            settings: ConnectionSettings::parse(url.as_ref()),
+            config: SubscriptionConfig::default(),
+        }
+    }
+
+    /// A bus on the database `settings` describe (TLS included).
+    pub fn with_settings(settings: ConnectionSettings) -> Self {
+        PgNotifyEventBus {
+            settings: Ok(settings),
             config: SubscriptionConfig::default(),
         }
     }
@@ -78,16 +107,19 @@ impl PgNotifyEventBus {
     pub fn follow(&self, from: FeedPosition, tenant_id: Option<TenantId>) -> PgNotifySubscription {
         let (events, receiver) = mpsc::channel(self.config.buffer.max(1));
         let (stop, stopped) = watch::channel(false);
+        let (link, watching) = watch::channel(Link::Connecting);
         let follower = Follower {
-            url: self.url.clone(),
+            settings: self.settings.clone(),
             config: self.config.clone(),
             tenant_id,
             position: from,
             events,
+            link,
         };
         PgNotifySubscription {
             receiver,
             stop,
+            link: watching,
             task: Some(tokio::spawn(follower.run(stopped))),
         }
     }
@@ -114,7 +146,16 @@ impl EventBus for PgNotifyEventBus {
 pub struct PgNotifySubscription {
     receiver: mpsc::Receiver<StoredEvent>,
     stop: watch::Sender<bool>,
+    link: watch::Receiver<Link>,
     task: Option<JoinHandle<()>>,
+}
+
+impl PgNotifySubscription {
+    /// The connection's state, watched: every loss, reconnection and the
+    /// end (`give_up_after`), for a caller that reports them.
+    pub fn link(&self) -> watch::Receiver<Link> {
+        self.link.clone()
+    }
 }
 
 impl Subscription for PgNotifySubscription {
@@ -143,11 +184,12 @@ impl Drop for PgNotifySubscription {
 
 /// The task behind a subscription.
 struct Follower {
-    url: String,
+    settings: Result<ConnectionSettings, ConnectionError>,
     config: SubscriptionConfig,
     tenant_id: Option<TenantId>,
     position: FeedPosition,
     events: mpsc::Sender<StoredEvent>,
+    link: watch::Sender<Link>,
 }
 
 /// Why one connected session of the follower ended.
@@ -159,11 +201,25 @@ enum SessionEnd {
 impl Follower {
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
         let mut backoff = self.config.min_backoff;
+        let mut down_since = std::time::Instant::now();
         loop {
             match self.session(&mut stopped).await {
                 SessionEnd::Stopped => return,
                 SessionEnd::Lost(error) => {
+                    if *self.link.borrow() == Link::Connected {
+                        down_since = std::time::Instant::now();
+                        backoff = self.config.min_backoff;
+                    }
                     tracing::warn!(%error, retry_in = ?backoff, "feed subscription lost its connection");
+                    if self
+                        .config
+                        .give_up_after
+                        .is_some_and(|limit| down_since.elapsed() >= limit)
+                    {
+                        self.link.send_replace(Link::GaveUp(error.to_string()));
+                        return;
+                    }
+                    self.link.send_replace(Link::Lost(error.to_string()));
                 }
             }
             tokio::select! {
@@ -180,9 +236,16 @@ impl Follower {
     /// One connection: LISTEN, catch up, then read on every wake-up or tick.
     async fn session(&mut self, stopped: &mut watch::Receiver<bool>) -> SessionEnd {
         let lost = |e: tokio_postgres::Error| SessionEnd::Lost(EventStoreError::from(e));
-        let (client, mut connection) = match tokio_postgres::connect(&self.url, NoTls).await {
+        let connected = match &self.settings {
+            Ok(settings) => settings.connect().await,
+            Err(e) => Err(e.clone().into()),
+        };
+        let (client, mut connection) = match connected {
             Ok(pair) => pair,
-            Err(e) => return lost(e),
+            Err(ConnectError::Db(e)) => return lost(e),
+            Err(ConnectError::Settings(e)) => {
+                return SessionEnd::Lost(EventStoreError::Connection(e.to_string()))
+            }
         };
         let (wake, mut woken) = mpsc::unbounded_channel::<()>();
         let tenant_text = self.tenant_id.map(|t| t.to_string());
@@ -211,6 +274,7 @@ impl Follower {
         });
         let result = async {
             client.batch_execute(&format!("SET application_name = 'forgeerp-subscription'; LISTEN {CHANNEL}")).await?;
+            self.link.send_replace(Link::Connected);
             let read = client.prepare(self.page().statement()).await?;
             let mut tick = tokio::time::interval(self.config.poll_interval);
             // After a wake-up whose read found nothing, read again soon: the

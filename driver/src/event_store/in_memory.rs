@@ -122,9 +122,16 @@ fn resolve_existing(
         Ok(Reuse::None) => Ok(None),
         Ok(Reuse::Retry) => Ok(Some(found.into_iter().map(|(_, e)| e.clone()).collect())),
         Err(error) if error.state == forgeerp_contract::SqlState::AggregateTypeMismatch => {
+            let stored = state
+                .streams
+                .get(&(target.tenant_id, target.aggregate_id))
+                .and_then(|stream| stream.first())
+                .map(|&first| state.events[first].aggregate_type.clone())
+                .unwrap_or_default();
             Err(EventStoreError::AggregateTypeMismatch {
                 aggregate_id: target.aggregate_id,
                 requested: target.aggregate_type.clone(),
+                stored,
             })
         }
         Err(error) => Err(error.into()),
@@ -159,6 +166,7 @@ impl EventStore for InMemoryEventStore {
             return Err(EventStoreError::AggregateTypeMismatch {
                 aggregate_id: target.aggregate_id,
                 requested: target.aggregate_type.clone(),
+                stored: stored_type.unwrap_or_default().to_string(),
             });
         }
         if rules.check_version(expected, version).is_err() {

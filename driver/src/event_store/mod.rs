@@ -42,12 +42,14 @@ pub enum EventStoreError {
     #[error("duplicate event id: {0}")]
     DuplicateEvent(String),
     /// The stream has another aggregate type (ES005).
-    #[error("aggregate {aggregate_id} is not of type {requested:?}")]
+    #[error("aggregate {aggregate_id} is a {stored:?}, not a {requested:?}")]
     AggregateTypeMismatch {
         /// The stream's aggregate.
         aggregate_id: AggregateId,
         /// The aggregate type the append named.
         requested: String,
+        /// The stream's own aggregate type.
+        stored: String,
     },
     /// Something tried to change stored events (ES006).
     #[error("the event store is append-only: {0}")]
@@ -72,6 +74,22 @@ pub enum EventStoreError {
 }
 
 impl EventStoreError {
+    /// The SQLSTATE the contract reports this error with, when it has one
+    /// (a transaction conflict may be 40001 or 40P01: `40001` stands for both).
+    pub fn sqlstate(&self) -> Option<&str> {
+        Some(match self {
+            EventStoreError::Concurrency { .. } => "ES001",
+            EventStoreError::TenantIsolation(_) => "ES002",
+            EventStoreError::InvalidAppend(_) => "ES003",
+            EventStoreError::DuplicateEvent(_) => "ES004",
+            EventStoreError::AggregateTypeMismatch { .. } => "ES005",
+            EventStoreError::AppendOnly(_) => "ES006",
+            EventStoreError::TransactionConflict(_) => "40001",
+            EventStoreError::Database { sqlstate, .. } => sqlstate,
+            EventStoreError::Connection(_) | EventStoreError::Decode(_) => return None,
+        })
+    }
+
     /// The variant of a SQLSTATE, by the contract's table: how both stores
     /// report a broken rule. ES001 and ES005 carry the stream they are about,
     /// so a store makes those variants itself, with what it knows.

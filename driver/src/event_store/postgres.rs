@@ -7,15 +7,16 @@
 //! wrong tenant somewhere is stopped by the database (ES002).
 
 use super::{batch_json, batch_target, EventStore, EventStoreError};
+use crate::connection::ConnectionSettings;
 use crate::event::{EventEnvelope, FeedPosition, StoredEvent, UncommittedEvent};
 use crate::expected_version::ExpectedVersion;
 use crate::ids::{AggregateId, EventId, TenantId};
 use crate::tenant_binding::bound_tenant_arg;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::Pool;
 use forgeerp_contract::SqlState;
 use serde_json::Value;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -30,6 +31,11 @@ const LOAD_STREAM: &str = concat!(
     "SELECT e.* FROM forgeerp.load_stream(",
     bound_tenant_arg!("1"),
     ", $2, $3) AS e"
+);
+const STREAM_TYPE: &str = concat!(
+    "SELECT e.aggregate_type FROM forgeerp.load_stream(",
+    bound_tenant_arg!("1"),
+    ", $2, 1, 1) AS e"
 );
 const STREAM_VERSION: &str = concat!(
     "SELECT forgeerp.stream_version(",
@@ -104,19 +110,19 @@ impl PgEventStore {
     /// A store with its own pool of at most `max_connections` to `url`
     /// (a libpq connection string or `postgresql://` URL).
     pub fn connect(url: &str, max_connections: usize) -> Result<Self, EventStoreError> {
-        let config: tokio_postgres::Config = url
-            .parse()
+        let settings = ConnectionSettings::parse(url)
             .map_err(|e| EventStoreError::Connection(format!("bad database URL: {e}")))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(max_connections)
-            .build()
+        Self::connect_with(&settings, max_connections)
+    }
+
+    /// A store with its own pool of at most `max_connections`, connecting
+    /// as `settings` say (TLS included).
+    pub fn connect_with(
+        settings: &ConnectionSettings,
+        max_connections: usize,
+    ) -> Result<Self, EventStoreError> {
+        let pool = settings
+            .pool(max_connections)
             .map_err(|e| EventStoreError::Connection(e.to_string()))?;
         Ok(PgEventStore { pool })
     }
@@ -207,9 +213,17 @@ impl PgEventStore {
                     });
                 }
                 if state == Some(SqlState::AggregateTypeMismatch) {
+                    // The stream's own type, asked for like the version.
+                    let rows = self
+                        .query_mapped(
+                            STREAM_TYPE,
+                            &[&tenant_id.as_uuid(), &aggregate_id.as_uuid()],
+                        )
+                        .await?;
                     return Err(EventStoreError::AggregateTypeMismatch {
                         aggregate_id,
                         requested: aggregate_type.to_string(),
+                        stored: rows.first().map(|r| r.get(0)).unwrap_or_default(),
                     });
                 }
                 Err(error.into())

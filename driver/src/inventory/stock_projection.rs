@@ -15,7 +15,7 @@ use crate::ids::{AggregateId, TenantId};
 use crate::inventory::{InventoryEvent, InventoryItem};
 use crate::read_model::tenant_store::{PgTenantStore, ReadModelError, TenantStore};
 use crate::tenant_binding::{begin_bound, query_bound, Access};
-use crate::workers::projection_worker::{PgProjection, ProjectionError};
+use crate::workers::projection_worker::{PgProjection, ProjectionError, ProjectionWorker};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::{Deserialize, Serialize};
@@ -191,7 +191,10 @@ impl InventoryStockProjection {
     }
 
     /// Throws away `tenant_id`'s stock and history and replays its events:
-    /// the result equals what the live projection built. Returns the events applied.
+    /// the result equals what the live projection built. The tenant's
+    /// checkpoints move to the last event replayed, in the same transaction.
+    /// Returns the events applied; an event that cannot be applied is
+    /// [`ProjectionError::CannotApply`], naming it, and changes nothing.
     pub async fn rebuild_tenant(pool: &Pool, tenant_id: TenantId) -> Result<u64, ProjectionError> {
         let mut client = pool.get().await?;
         let tx = begin_bound(&mut client, tenant_id, Access::ReadWrite).await?;
@@ -228,7 +231,15 @@ impl InventoryStockProjection {
             {
                 tx.batch_execute("ROLLBACK TO SAVEPOINT page").await?;
                 for event in &events {
-                    InventoryStockProjection.apply(&tx, event).await?;
+                    InventoryStockProjection
+                        .apply(&tx, event)
+                        .await
+                        .map_err(|e| ProjectionError::CannotApply {
+                            tenant_id: event.tenant_id,
+                            aggregate_id: event.aggregate_id,
+                            sequence_number: event.sequence_number,
+                            reason: e.to_string(),
+                        })?;
                 }
             }
             applied += events.len() as u64;
@@ -236,6 +247,8 @@ impl InventoryStockProjection {
                 break;
             }
         }
+        // Workers of this tenant go on from where the rebuild read to.
+        ProjectionWorker::reset_checkpoints(&tx, MODEL, Some(tenant_id), after).await?;
         tx.commit().await?;
         Ok(applied)
     }

@@ -52,6 +52,18 @@ pub enum ProjectionError {
     /// The event's payload is not what the projection understands.
     #[error("cannot decode event: {0}")]
     Decode(String),
+    /// One event could not be applied (by a rebuild): which, and why.
+    #[error("cannot apply event {sequence_number} of stream {aggregate_id} of tenant {tenant_id}: {reason}")]
+    CannotApply {
+        /// The event's tenant.
+        tenant_id: TenantId,
+        /// Its stream.
+        aggregate_id: crate::ids::AggregateId,
+        /// Its sequence number in the stream.
+        sequence_number: u64,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 crate::db_error::from_db_failure!(ProjectionError);
@@ -209,6 +221,24 @@ impl ProjectionWorker {
 }
 
 impl ProjectionWorker {
+    /// Moves every checkpoint of `projection` for `tenant_id` (None: the
+    /// workers of every tenant), its partitions' included, to `at`, inside
+    /// `tx`: what a rebuild does once the read model is complete up to `at`.
+    pub async fn reset_checkpoints(
+        tx: &tokio_postgres::Transaction<'_>,
+        projection: &str,
+        tenant_id: Option<TenantId>,
+        at: FeedPosition,
+    ) -> Result<(), ProjectionError> {
+        let key = tenant_id.map_or_else(|| "*".to_string(), |t| t.to_string());
+        tx.execute(
+            include_str!("../../sql/worker/reset_checkpoints.sql"),
+            &[&projection, &key, &at.transaction_id, &at.global_position],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Changes how many partitions `projection` (for `tenant_id`) is split
     /// into, from `from` to `to`. Safe only when drained: no worker of the
     /// projection runs (each partition's leadership is free) and every old
