@@ -92,7 +92,7 @@ port = $FORGEERP_PGPORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$FORGEERP_PGSOCKET'
 max_connections = 200
-# One notifier worker per database that appends (it exits after 30 s idle):
+# One notifier worker per database that appends (it exits after 3 s idle):
 # room for the test suites' many databases besides PostgreSQL's own workers.
 max_worker_processes = 32
 # The feed tests prepare a transaction (two-phase commit) to show it holds

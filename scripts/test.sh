@@ -48,15 +48,30 @@ step "tier 1: #[pg_test] units (cargo pgrx test)" pgrx_units
 # put the release build back (and restart the private cluster on it).
 bash scripts/setup.sh
 
-# Drops the contract tests' databases (their notifiers with them: each
-# database's notifier holds a background worker until it has been idle 30 s).
+# Drops the test databases, forgeerp_<tier>test_<pid>… (their notifiers with
+# them: each database's notifier holds a background worker until it has been
+# idle 3 s).
 drop_contract_databases() {
     "$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres -tAc \
         "SELECT format('DROP DATABASE %I WITH (FORCE);', datname) FROM pg_database WHERE datname LIKE 'forgeerp\\_%test\\_%'" |
         "$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres >/dev/null
 }
 
-drop_contract_databases
+# Drops the test databases and then the test roles, forgeerp_test_role_…
+# (and the names earlier versions of the tests used), which own nothing
+# once their databases are gone.
+drop_test_leftovers() {
+    drop_contract_databases
+    "$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres -tAc \
+        "SELECT format('DROP ROLE %I;', rolname) FROM pg_roles
+          WHERE rolname LIKE 'forgeerp\\_test\\_role\\_%'
+             OR rolname ~ '^(app|limits|reader|analyst|forgeerp_attacker|forgeerp_scope|forgeerp_test_owner)_[0-9a-f]{32}$'
+             OR rolname ~ '^(owner|stranger)_[0-9]+$'
+             OR rolname IN ('mallory', 'forgeerp_stranger', 'forgeerp_policy_reader', 'forgeerp_reader_before', 'forgeerp_upgrade_test_app')" |
+        "$PG_BIN/psql" -X -q -h "$FORGEERP_PGSOCKET" -p "$FORGEERP_PGPORT" -U postgres -d postgres >/dev/null
+}
+
+drop_test_leftovers
 # One test at a time: the feed tests hold transactions open, which holds the
 # feed back for every other session of the cluster by design.
 step "tier 2: contract tests against the private cluster" \
@@ -88,6 +103,8 @@ step "docs: cargo doc for the workspace, warnings as errors" \
 step "style: cargo fmt --check" cargo fmt --all --check
 step "style: cargo clippy, warnings as errors" \
     cargo clippy --quiet --workspace --all-targets --features forgeerp-infra/redis -- -D warnings
+
+drop_test_leftovers
 
 # One closing line over all tiers: tests that ran and passed, tests that
 # failed (a step that failed without a failing test, such as a build or the

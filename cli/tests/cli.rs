@@ -923,6 +923,19 @@ fn conflicts_exit_3_in_the_servers_words() {
         admin.query(&db, "SELECT count(*) FROM forgeerp.events")[0][0].as_deref(),
         Some("1")
     );
+    // A stream that does not exist: nothing printed, exit 0 (like psql).
+    let out = forgeerp(
+        &url,
+        &[
+            "load",
+            "--tenant",
+            tenant,
+            "--aggregate",
+            "7e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
 }
 
 #[test]

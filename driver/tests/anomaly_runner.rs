@@ -460,7 +460,10 @@ async fn a_theft_like_drop_appended_through_the_dispatcher_becomes_an_insight_of
     assert_eq!((trend_of(stolen), trend_of(ordinary)), (33, 32));
 
     // An application role bound to the neighbour cannot see the victim's insight.
-    let role = format!("analyst_{}", uuid::Uuid::new_v4().simple());
+    let role = format!(
+        "forgeerp_test_role_analyst_{}",
+        uuid::Uuid::new_v4().simple()
+    );
     let (owner, connection) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
         .await
         .unwrap();

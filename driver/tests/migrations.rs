@@ -344,10 +344,10 @@ async fn every_policy_asks_the_one_binding_rule() {
     // Superusers bypass row-level security: read as a plain role.
     client
         .batch_execute(
-            "DO $$ BEGIN CREATE ROLE forgeerp_policy_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-             GRANT USAGE ON SCHEMA forgeerp_read TO forgeerp_policy_reader;
-             GRANT SELECT ON forgeerp_read.entries TO forgeerp_policy_reader;
-             SET ROLE forgeerp_policy_reader",
+            "DO $$ BEGIN CREATE ROLE forgeerp_test_role_policy_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             GRANT USAGE ON SCHEMA forgeerp_read TO forgeerp_test_role_policy_reader;
+             GRANT SELECT ON forgeerp_read.entries TO forgeerp_test_role_policy_reader;
+             SET ROLE forgeerp_test_role_policy_reader",
         )
         .await
         .unwrap();
@@ -381,10 +381,10 @@ async fn moving_the_inventory_tables_keeps_who_may_reach_them() {
     let client = pool.get().await.unwrap();
     client
         .batch_execute(
-            "DO $$ BEGIN CREATE ROLE forgeerp_reader_before; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-             DO $$ BEGIN CREATE ROLE forgeerp_stranger; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-             GRANT USAGE ON SCHEMA forgeerp_read TO forgeerp_reader_before;
-             GRANT SELECT ON forgeerp_read.ai_insights TO forgeerp_reader_before;",
+            "DO $$ BEGIN CREATE ROLE forgeerp_test_role_reader_before; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             DO $$ BEGIN CREATE ROLE forgeerp_test_role_stranger; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             GRANT USAGE ON SCHEMA forgeerp_read TO forgeerp_test_role_reader_before;
+             GRANT SELECT ON forgeerp_read.ai_insights TO forgeerp_test_role_reader_before;",
         )
         .await
         .unwrap();
@@ -404,9 +404,9 @@ async fn moving_the_inventory_tables_keeps_who_may_reach_them() {
     };
     let usage = "SELECT has_schema_privilege($1, 'forgeerp_inventory', 'USAGE')";
     let select = "SELECT has_table_privilege($1, 'forgeerp_inventory.ai_insights', 'SELECT')";
-    assert!(may("forgeerp_reader_before", usage).await);
-    assert!(may("forgeerp_reader_before", select).await);
-    assert!(!may("forgeerp_stranger", usage).await);
+    assert!(may("forgeerp_test_role_reader_before", usage).await);
+    assert!(may("forgeerp_test_role_reader_before", select).await);
+    assert!(!may("forgeerp_test_role_stranger", usage).await);
     let moved: Option<String> = client
         .query_one("SELECT to_regclass('forgeerp_read.ai_insights')::text", &[])
         .await

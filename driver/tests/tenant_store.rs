@@ -271,7 +271,10 @@ async fn application_role(privileges: &str) -> tokio_postgres::Client {
         .await
         .unwrap();
     tokio::spawn(connection);
-    let role = format!("reader_{}", uuid::Uuid::new_v4().simple());
+    let role = format!(
+        "forgeerp_test_role_reader_{}",
+        uuid::Uuid::new_v4().simple()
+    );
     admin
         .batch_execute(&format!(
             "CREATE ROLE {role} LOGIN; SELECT forgeerp.grant_usage('{role}');

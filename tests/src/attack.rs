@@ -41,7 +41,7 @@ pub struct Attacker {
 impl Attacker {
     /// A new LOGIN role in `database`, given usage with `forgeerp.grant_usage`.
     pub fn new(database: &str) -> Attacker {
-        let role = format!("forgeerp_attacker_{}", id().simple());
+        let role = format!("forgeerp_test_role_attacker_{}", id().simple());
         let mut db = admin(database);
         db.batch_execute(&format!(
             "CREATE ROLE {role} LOGIN; SELECT forgeerp.grant_usage('{role}')"

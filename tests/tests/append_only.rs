@@ -51,8 +51,8 @@ fn the_table_owner_cannot_change_events_either() {
     );
     let mut admin = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
     let (owner, stranger) = (
-        format!("owner_{}", std::process::id()),
-        format!("stranger_{}", std::process::id()),
+        format!("forgeerp_test_role_owner_{}", std::process::id()),
+        format!("forgeerp_test_role_stranger_{}", std::process::id()),
     );
     admin
         .batch_execute(&format!(

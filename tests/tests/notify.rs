@@ -407,3 +407,29 @@ fn more_than_512_pending_tenants_wake_everyone_with_one_null() {
         "the rest were covered by the null"
     );
 }
+
+#[test]
+fn a_plain_drop_database_goes_through_while_the_notifier_runs() {
+    let name = forgeerp_test_fixtures::database_name("forgeerp_test", "_dropdb");
+    fresh_database_blocking(&name, Install::Current);
+    let mut db =
+        Client::connect(&forgeerp_test_fixtures::conninfo(&name), postgres::NoTls).unwrap();
+    append(&mut db, id(), "t", id(), None, &ticks(1)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while notifier_pids(&mut db).is_empty() {
+        assert!(Instant::now() < deadline, "the append started no notifier");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(db);
+    // No FORCE: PostgreSQL waits up to 5 s for the notifier, which exits
+    // once it has been idle for 3 s.
+    let mut admin = Client::connect(
+        &forgeerp_test_fixtures::conninfo("postgres"),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let started = Instant::now();
+    admin
+        .batch_execute(&format!("DROP DATABASE {name}"))
+        .unwrap_or_else(|e| panic!("a plain DROP DATABASE after {:?}: {e}", started.elapsed()));
+}

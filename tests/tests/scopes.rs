@@ -12,7 +12,7 @@ struct Role(String);
 
 impl Role {
     fn new() -> Role {
-        let name = format!("forgeerp_scope_{}", id().simple());
+        let name = format!("forgeerp_test_role_scope_{}", id().simple());
         connect()
             .batch_execute(&format!("CREATE ROLE {name} LOGIN"))
             .unwrap();

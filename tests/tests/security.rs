@@ -166,7 +166,7 @@ fn the_table_refuses_rows_the_contract_forbids_even_from_its_owner() {
 #[test]
 fn create_extension_refuses_a_schema_forgeerp_it_did_not_create() {
     let name = format!("forgeerp_test_{}_adopt", std::process::id());
-    let owner = format!("forgeerp_test_owner_{}", id().simple());
+    let owner = format!("forgeerp_test_role_owner_{}", id().simple());
     let mut admin = postgres::Client::connect(
         &format!("{} dbname=postgres", admin_base()),
         postgres::NoTls,

@@ -8,7 +8,7 @@ use serde_json::json;
 type TenantCall = dyn Fn(&mut postgres::Transaction) -> Result<u64, postgres::Error>;
 
 fn app_role(db: &mut Client) -> String {
-    let role = format!("app_{}", id().simple());
+    let role = format!("forgeerp_test_role_app_{}", id().simple());
     db.batch_execute(&format!("CREATE ROLE {role} LOGIN"))
         .unwrap();
     db.execute("SELECT forgeerp.grant_usage($1)", &[&role])

@@ -19,7 +19,7 @@ use uuid::Uuid;
 const CATALOG: &str = include_str!("../sql/extension_catalog.sql");
 /// An application role, granted in every database of these tests (the
 /// catalogs compared include its privileges).
-const APP_ROLE: &str = "forgeerp_upgrade_test_app";
+const APP_ROLE: &str = "forgeerp_test_role_upgrade_app";
 
 /// Every installable version, oldest first; the last is the current one.
 fn versions() -> Vec<String> {

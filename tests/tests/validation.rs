@@ -451,7 +451,7 @@ fn event_size_is_measured_on_postgres_jsonb_text() {
 #[test]
 fn limits_can_be_changed_by_superusers_only() {
     let mut db = connect();
-    let role = format!("limits_{}", id().simple());
+    let role = format!("forgeerp_test_role_limits_{}", id().simple());
     db.batch_execute(&format!(
         "CREATE ROLE {role} LOGIN; SELECT forgeerp.grant_usage('{role}')"
     ))
