@@ -95,7 +95,9 @@ pub async fn run(db: &Database) -> Result<(), CliError> {
 
     // The write side: every command through the dispatcher.
     let mut clerk = Clerk {
-        dispatcher: CommandDispatcher::new(store.clone()).with_retry(RetryPolicy::attempts(3)),
+        dispatcher: CommandDispatcher::new(store.clone())
+            .with_retry(RetryPolicy::attempts(3))
+            .with_upcasters(forgeerp_infra::inventory::upcasters()),
         commands: 0,
         refused: 0,
     };

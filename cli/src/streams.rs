@@ -21,7 +21,7 @@ pub async fn append(
         .append_json(tenant, aggregate_type, aggregate, expected, &batch)
         .await?
     {
-        print_event(&event);
+        println!("{}", serde_json::to_string(&event).unwrap_or_default());
     }
     Ok(())
 }
@@ -30,17 +30,25 @@ pub async fn append(
 pub async fn load(db: &Database, tenant: TenantId, aggregate: AggregateId) -> Result<(), CliError> {
     let store = connect(db, 1).await?;
     for event in store.load_stream(tenant, aggregate).await? {
-        print_event(&event);
+        print_event(event)?;
     }
     Ok(())
 }
 
-/// One event as one line of JSON.
-pub fn print_event(event: &StoredEvent) {
+/// One event as one line of JSON, at its current version (the inventory's
+/// upcasters; events of other types as stored). An event of a version newer
+/// than this build knows is an error naming it, not a misread.
+pub fn print_event(event: StoredEvent) -> Result<(), CliError> {
+    static UPCASTERS: std::sync::OnceLock<forgeerp_infra::Upcasters> = std::sync::OnceLock::new();
+    let current = UPCASTERS
+        .get_or_init(forgeerp_infra::inventory::upcasters)
+        .upcast(event)
+        .map_err(|e| CliError::failed(e.to_string()))?;
     println!(
         "{}",
-        serde_json::to_string(event).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        serde_json::to_string(&current).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     );
+    Ok(())
 }
 
 /// `--expected`, spelled as the contract's `ExpectedVersion` reads it.

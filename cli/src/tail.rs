@@ -70,10 +70,11 @@ pub async fn run(
         let Some(event) = event else {
             break;
         };
-        print_event(&event);
+        let position = event.position();
+        print_event(event)?;
         printed += 1;
         if let Some(path) = &checkpoint {
-            std::fs::write(path, format!("{}\n", event.position())).map_err(|e| {
+            std::fs::write(path, format!("{position}\n")).map_err(|e| {
                 CliError::failed(format!(
                     "cannot write the checkpoint {}: {e}",
                     path.display()

@@ -1241,3 +1241,60 @@ fn rebuild_names_the_event_it_cannot_apply_and_moves_the_checkpoint() {
         before
     );
 }
+
+#[test]
+fn load_prints_events_at_their_current_version_and_refuses_newer_ones() {
+    let admin = admin();
+    let db = admin.fresh("versions", true);
+    let url = admin.url(&db);
+    let (tenant, item) = (
+        "5b0c6a36-2d2a-4a57-8d2c-1f0e9a7b3c11",
+        "0e8c1d2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+    );
+    let put = |events: &str| {
+        let out = forgeerp(
+            &url,
+            &[
+                "append",
+                "--tenant",
+                tenant,
+                "--type",
+                "inventory.item",
+                "--aggregate",
+                item,
+                events,
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    put(r#"[{"event_type": "StockReceived", "payload": {"quantity": 4}}]"#);
+    let out = forgeerp(&url, &["load", "--tenant", tenant, "--aggregate", item]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let event: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(event["event_version"], 2, "{event}");
+    assert_eq!(
+        event["payload"],
+        serde_json::json!({"quantity": 4, "lot": null})
+    );
+    // Stored as written: version 1, no lot.
+    assert_eq!(
+        admin.query(
+            &db,
+            "SELECT event_version, payload::text FROM forgeerp.events"
+        )[0],
+        vec![
+            Some("1".to_string()),
+            Some(r#"{"quantity": 4}"#.to_string())
+        ]
+    );
+    put(r#"[{"event_type": "StockReceived", "event_version": 9, "payload": {"quantity": 1}}]"#);
+    let out = forgeerp(&url, &["load", "--tenant", tenant, "--aggregate", item]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(
+            "is StockReceived version 9, but this application knows it only up to version 2"
+        ),
+        "{said}"
+    );
+}

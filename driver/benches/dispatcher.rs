@@ -25,7 +25,10 @@ fn median(mut rates: Vec<f64>) -> f64 {
 }
 
 fn receive(tenant: TenantId, item: AggregateId) -> UncommittedEvent {
-    let event = InventoryEvent::StockReceived { quantity: 1 };
+    let event = InventoryEvent::StockReceived {
+        quantity: 1,
+        lot: None,
+    };
     UncommittedEvent::from_domain(tenant, InventoryItem::AGGREGATE_TYPE, item, &event).unwrap()
 }
 

@@ -105,10 +105,16 @@ async fn main() {
                 name: "N".into(),
             },
         )];
-        batch.extend(
-            (1..EVENTS_PER_STREAM)
-                .map(|_| event(tenant, item, InventoryEvent::StockReceived { quantity: 1 })),
-        );
+        batch.extend((1..EVENTS_PER_STREAM).map(|_| {
+            event(
+                tenant,
+                item,
+                InventoryEvent::StockReceived {
+                    quantity: 1,
+                    lot: None,
+                },
+            )
+        }));
         store
             .append(batch, ExpectedVersion::NoStream)
             .await
@@ -180,7 +186,10 @@ async fn main() {
                     vec![event(
                         tenant,
                         item,
-                        InventoryEvent::StockReceived { quantity: 1 },
+                        InventoryEvent::StockReceived {
+                            quantity: 1,
+                            lot: None,
+                        },
                     )],
                     ExpectedVersion::Any,
                 )

@@ -4,7 +4,8 @@ use crate::aggregate::Aggregate;
 use crate::event::{DomainEvent, StoredEvent, UncommittedEvent};
 use crate::event_store::{EventStore, EventStoreError};
 use crate::expected_version::ExpectedVersion;
-use crate::ids::{AggregateId, TenantId};
+use crate::ids::{AggregateId, EventId, TenantId};
+use crate::upcasting::{UpcastError, Upcasters};
 use serde_json::Value;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -55,17 +56,25 @@ pub enum DispatchError<E: std::error::Error + 'static> {
     /// The store failed or refused (a lost race is `Concurrency`).
     #[error(transparent)]
     Store(#[from] EventStoreError),
+    /// A stored event could not be brought to its current version.
+    #[error(transparent)]
+    Upcast(#[from] UpcastError),
 }
 
 /// What a dispatched command did.
 #[derive(Debug)]
 pub struct Dispatched<A> {
-    /// The aggregate after the new events.
+    /// The aggregate after the new events (for a repeated command: its
+    /// current state).
     pub state: A,
-    /// The events appended (empty when the command decided nothing).
+    /// The events appended (empty when the command decided nothing); for a
+    /// command id seen before, the events it appended then.
     pub events: Vec<StoredEvent>,
     /// How many decisions on a freshly read state it took (1 without a lost race).
     pub attempts: u32,
+    /// Whether this was a command id already carried out: nothing was
+    /// appended now, `events` are the first time's.
+    pub repeated: bool,
 }
 
 /// Runs commands against aggregates kept in an `EventStore`.
@@ -80,6 +89,7 @@ pub struct CommandDispatcher<S> {
     store: S,
     retry: RetryPolicy,
     cache: StateCache,
+    upcasters: Upcasters,
 }
 
 impl<S: EventStore> CommandDispatcher<S> {
@@ -89,7 +99,15 @@ impl<S: EventStore> CommandDispatcher<S> {
             store,
             retry: RetryPolicy::NONE,
             cache: StateCache::new(4096),
+            upcasters: Upcasters::none(),
         }
+    }
+
+    /// The same dispatcher reading old event versions through `upcasters`
+    /// and writing new events at their current versions.
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
     }
 
     /// The same dispatcher with a retry policy for lost races.
@@ -131,6 +149,7 @@ impl<S: EventStore> CommandDispatcher<S> {
             .store
             .load_stream_from(tenant_id, aggregate_id, version + 1)
             .await?;
+        let stored = self.upcasters.upcast_all(stored)?;
         let events = check_stream::<A>(tenant_id, aggregate_id, version, &stored)?;
         let version = version + events.len() as u64;
         let state = events.iter().fold(state, |state, event| state.apply(event));
@@ -162,6 +181,67 @@ impl<S: EventStore> CommandDispatcher<S> {
         command: &A::Command,
         metadata: Value,
     ) -> Result<Dispatched<A>, DispatchError<A::Error>> {
+        self.run(tenant_id, aggregate_id, command, metadata, None)
+            .await
+    }
+
+    /// Carries out `command` at most once for `command_id` (for example an
+    /// HTTP request's idempotency key). Its events get ids derived from the
+    /// command id ([`EventId::of_command`]), so a retry — after a timeout,
+    /// from another process, at the same time — appends nothing and returns
+    /// the first time's events (`repeated`), even when the state has moved
+    /// on and a new decision would differ. Ids already stored in another
+    /// stream are `DuplicateEvent` (ES004), as for any append.
+    pub async fn dispatch_once<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+        command_id: uuid::Uuid,
+        command: &A::Command,
+        metadata: Value,
+    ) -> Result<Dispatched<A>, DispatchError<A::Error>> {
+        self.run(tenant_id, aggregate_id, command, metadata, Some(command_id))
+            .await
+    }
+
+    /// The first time's events of `command_id` in this stream, if it was
+    /// carried out: the events whose ids derive from it, in order.
+    async fn done_before<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+        command_id: uuid::Uuid,
+    ) -> Result<Option<Dispatched<A>>, DispatchError<A::Error>> {
+        let first = EventId::of_command(tenant_id, command_id, 0);
+        let stored = self.store.load_stream(tenant_id, aggregate_id).await?;
+        let Some(start) = stored.iter().position(|e| e.event_id == first) else {
+            return Ok(None);
+        };
+        let events: Vec<StoredEvent> = stored[start..]
+            .iter()
+            .enumerate()
+            .take_while(|(i, e)| {
+                e.event_id == EventId::of_command(tenant_id, command_id, *i as u32)
+            })
+            .map(|(_, e)| e.clone())
+            .collect();
+        let (state, _) = self.load::<A>(tenant_id, aggregate_id).await?;
+        Ok(Some(Dispatched {
+            state,
+            events,
+            attempts: 1,
+            repeated: true,
+        }))
+    }
+
+    async fn run<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+        command: &A::Command,
+        metadata: Value,
+        command_id: Option<uuid::Uuid>,
+    ) -> Result<Dispatched<A>, DispatchError<A::Error>> {
         let span = tracing::info_span!("command", tenant = %tenant_id, aggregate = %aggregate_id, aggregate_type = A::AGGREGATE_TYPE);
         async {
             let (mut state, mut version, mut fresh) =
@@ -184,33 +264,81 @@ impl<S: EventStore> CommandDispatcher<S> {
                         fresh = true;
                         continue;
                     }
-                    Err(refusal) => return Err(DispatchError::Domain(refusal)),
+                    Err(refusal) => {
+                        // A refusal of a command carried out before is its
+                        // retry on a state that has moved on.
+                        if let Some(id) = command_id {
+                            if let Some(done) =
+                                self.done_before(tenant_id, aggregate_id, id).await?
+                            {
+                                return Ok(done);
+                            }
+                        }
+                        return Err(DispatchError::Domain(refusal));
+                    }
                 };
                 if decided.is_empty() {
+                    if let Some(id) = command_id {
+                        if let Some(done) = self.done_before(tenant_id, aggregate_id, id).await? {
+                            return Ok(done);
+                        }
+                    }
                     return Ok(Dispatched {
                         state,
                         events: Vec::new(),
                         attempts,
+                        repeated: false,
                     });
                 }
                 let uncommitted = decided
                     .iter()
-                    .map(|event| {
-                        Ok(UncommittedEvent::from_domain(
+                    .enumerate()
+                    .map(|(index, event)| {
+                        let new = UncommittedEvent::from_domain(
                             tenant_id,
                             A::AGGREGATE_TYPE,
                             aggregate_id,
                             event,
                         )
                         .map_err(|e| EventStoreError::InvalidAppend(e.to_string()))?
-                        .with_metadata(metadata.clone()))
+                        .with_metadata(metadata.clone())
+                        .with_event_version(self.upcasters.current_version(event.event_type()));
+                        Ok(match command_id {
+                            Some(id) => {
+                                new.with_event_id(EventId::of_command(tenant_id, id, index as u32))
+                            }
+                            None => new,
+                        })
                     })
                     .collect::<Result<Vec<_>, EventStoreError>>()?;
+                let sent_at = uncommitted[0].occurred_at;
                 match self
                     .store
                     .append(uncommitted, ExpectedVersion::after(version))
                     .await
                 {
+                    // The store's exact retry: these ids are stored with this
+                    // content already (another process carried the command
+                    // out at the same time, or a reply was lost).
+                    Ok(stored)
+                        if command_id.is_some()
+                            && stored.first().is_some_and(|e| e.sequence_number <= version) =>
+                    {
+                        // As stored (the store's reply to a retry carries the
+                        // retry's own time and metadata).
+                        self.cache.forget(tenant_id, aggregate_id);
+                        let id = command_id.expect("checked");
+                        if let Some(done) = self.done_before(tenant_id, aggregate_id, id).await? {
+                            return Ok(done);
+                        }
+                        let (state, _) = self.load::<A>(tenant_id, aggregate_id).await?;
+                        return Ok(Dispatched {
+                            state,
+                            events: stored,
+                            attempts,
+                            repeated: true,
+                        });
+                    }
                     Ok(stored) => {
                         let state = decided
                             .iter()
@@ -221,11 +349,39 @@ impl<S: EventStore> CommandDispatcher<S> {
                             &state,
                             version + stored.len() as u64,
                         );
+                        let (events, repeated) = match command_id {
+                            // Another process may have appended the same
+                            // events from the same state a moment before (the
+                            // store then answers as to a retry): read them
+                            // back as stored, one short read after `version`.
+                            Some(_) => {
+                                let mut events = self
+                                    .store
+                                    .load_stream_from(tenant_id, aggregate_id, version + 1)
+                                    .await?;
+                                events.truncate(stored.len());
+                                let repeated =
+                                    events.first().is_some_and(|e| e.occurred_at != sent_at);
+                                (events, repeated)
+                            }
+                            None => (stored, false),
+                        };
                         return Ok(Dispatched {
                             state,
-                            events: stored,
+                            events,
                             attempts,
+                            repeated,
                         });
+                    }
+                    // The ids are stored with other content: in this stream,
+                    // the command was carried out on an older state.
+                    Err(EventStoreError::DuplicateEvent(reason)) if command_id.is_some() => {
+                        let id = command_id.expect("checked");
+                        self.cache.forget(tenant_id, aggregate_id);
+                        return match self.done_before(tenant_id, aggregate_id, id).await? {
+                            Some(done) => Ok(done),
+                            None => Err(EventStoreError::DuplicateEvent(reason).into()),
+                        };
                     }
                     Err(
                         EventStoreError::Concurrency { .. }

@@ -50,6 +50,7 @@ pub mod migrations;
 pub mod projections;
 pub mod read_model;
 pub(crate) mod tenant_binding;
+pub mod upcasting;
 pub mod workers;
 
 pub use aggregate::Aggregate;
@@ -79,6 +80,7 @@ pub use read_model::tenant_store::{
     InMemoryTenantStore, PgTenantStore, ReadModelError, TenantStore,
 };
 pub use read_model::ReadModelReader;
+pub use upcasting::{UpcastError, Upcasters};
 pub use workers::projection_worker::{
     Partition, PgProjection, ProjectionError, ProjectionWorker, WorkerConfig, WorkerHandle,
 };
@@ -98,11 +100,12 @@ mod boundary {
     }
 
     /// The files of the domain modules and their source: every pure file.
-    const DOMAIN: [(&str, &str); 11] = [
+    const DOMAIN: [(&str, &str); 12] = [
         source!("ids.rs"),
         source!("expected_version.rs"),
         source!("event.rs"),
         source!("aggregate.rs"),
+        source!("upcasting.rs"),
         source!("inventory/aggregate.rs"),
         source!("inventory/anomaly/mod.rs"),
         source!("inventory/anomaly/detector.rs"),

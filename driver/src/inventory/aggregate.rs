@@ -7,6 +7,7 @@
 
 use crate::aggregate::Aggregate;
 use crate::event::DomainEvent;
+use crate::upcasting::Upcasters;
 use serde::{Deserialize, Serialize};
 
 /// What an inventory item can be asked to do.
@@ -23,6 +24,13 @@ pub enum InventoryCommand {
     ReceiveStock {
         /// Units received (positive).
         quantity: i64,
+    },
+    /// Goods of one lot (batch, charge) arrived.
+    ReceiveLot {
+        /// Units received (positive).
+        quantity: i64,
+        /// The lot's number, as printed on the goods.
+        lot: String,
     },
     /// A correction after a count.
     AdjustStock {
@@ -61,10 +69,14 @@ pub enum InventoryEvent {
         /// Human-readable name.
         name: String,
     },
-    /// Stock arrived.
+    /// Stock arrived. Version 2 (version 1 had no `lot`; it reads back with
+    /// `"lot": null`, see [`upcasters`]).
     StockReceived {
         /// Units received.
         quantity: i64,
+        /// The lot they came in, when it was recorded (None for every
+        /// version-1 event).
+        lot: Option<String>,
     },
     /// Stock was corrected.
     StockAdjusted {
@@ -104,6 +116,29 @@ impl DomainEvent for InventoryEvent {
             InventoryEvent::ItemDiscontinued => "ItemDiscontinued",
         }
     }
+}
+
+/// The inventory's event versions: every event type declared, and
+/// `StockReceived` version 1 → 2, which adds `"lot": null` (version 1 did not
+/// record lots). Give it to the dispatcher, the projection workers and the
+/// CLI, which read inventory events.
+pub fn upcasters() -> Upcasters {
+    Upcasters::builder()
+        .declare("ItemCreated")
+        .step("StockReceived", 1, |mut payload| {
+            let fields = payload
+                .as_object_mut()
+                .ok_or("the payload is not a JSON object")?;
+            fields.entry("lot").or_insert(serde_json::Value::Null);
+            Ok(payload)
+        })
+        .declare("StockAdjusted")
+        .declare("StockReserved")
+        .declare("ReservationReleased")
+        .declare("StockShipped")
+        .declare("ItemDiscontinued")
+        .build()
+        .expect("the inventory's chains start at 1 and have no gap")
 }
 
 /// Why an inventory command is refused.
@@ -225,6 +260,11 @@ impl Aggregate for InventoryItem {
             C::CreateItem { .. } => unreachable!("handled above"),
             C::ReceiveStock { quantity } => E::StockReceived {
                 quantity: positive(*quantity)?,
+                lot: None,
+            },
+            C::ReceiveLot { quantity, lot } => E::StockReceived {
+                quantity: positive(*quantity)?,
+                lot: Some(lot.clone()),
             },
             C::AdjustStock { delta, reason } => {
                 if *delta == 0 || reason.trim().is_empty() {
@@ -281,7 +321,7 @@ impl Aggregate for InventoryItem {
                 self.sku = Some(sku.clone());
                 self.name = name.clone();
             }
-            InventoryEvent::StockReceived { quantity } => self.on_hand += quantity,
+            InventoryEvent::StockReceived { quantity, .. } => self.on_hand += quantity,
             InventoryEvent::StockAdjusted { delta, .. } => self.on_hand += delta,
             InventoryEvent::StockReserved { quantity } => self.reserved += quantity,
             InventoryEvent::ReservationReleased { quantity } => self.reserved -= quantity,
@@ -387,7 +427,10 @@ mod tests {
     fn no_shipping_or_reserving_more_than_there_is() {
         let stocked = [
             created(),
-            E::StockReceived { quantity: 10 },
+            E::StockReceived {
+                quantity: 10,
+                lot: None,
+            },
             E::StockReserved { quantity: 4 },
         ];
         assert_eq!(
@@ -421,7 +464,10 @@ mod tests {
     fn adjustments_never_take_stock_below_zero_or_below_reservations() {
         let stocked = [
             created(),
-            E::StockReceived { quantity: 5 },
+            E::StockReceived {
+                quantity: 5,
+                lot: None,
+            },
             E::StockReserved { quantity: 2 },
         ];
         assert_eq!(
@@ -466,7 +512,10 @@ mod tests {
     fn state_follows_the_events() {
         let item = InventoryItem::rehydrate(&[
             created(),
-            E::StockReceived { quantity: 100 },
+            E::StockReceived {
+                quantity: 100,
+                lot: None,
+            },
             E::StockReserved { quantity: 30 },
             E::StockShipped { quantity: 20 },
             E::ReservationReleased { quantity: 5 },

@@ -29,4 +29,4 @@ pub mod insight_sink;
 pub mod stock_projection;
 pub mod stock_reader;
 
-pub use aggregate::{InventoryCommand, InventoryError, InventoryEvent, InventoryItem};
+pub use aggregate::{upcasters, InventoryCommand, InventoryError, InventoryEvent, InventoryItem};

@@ -144,9 +144,16 @@ impl HistoryRuns {
     }
 }
 
-/// The inventory event inside `event`, or why not.
+/// The inventory event inside `event`, at its current version
+/// ([`crate::inventory::upcasters`]; every event this projection decodes,
+/// those it reads itself to heal a gap included), or why not: a version newer
+/// than the inventory knows is an error, never a misread.
 fn decode(event: &StoredEvent) -> Result<InventoryEvent, ProjectionError> {
-    InventoryEvent::from_payload(&event.event_type, &event.payload).map_err(|e| {
+    static UPCASTERS: std::sync::OnceLock<crate::upcasting::Upcasters> = std::sync::OnceLock::new();
+    let current = UPCASTERS
+        .get_or_init(crate::inventory::upcasters)
+        .upcast(event.clone())?;
+    InventoryEvent::from_payload(&current.event_type, &current.payload).map_err(|e| {
         ProjectionError::Decode(format!("{} ({}): {e}", event.event_type, event.event_id))
     })
 }

@@ -14,6 +14,7 @@ use crate::event::{FeedPosition, StoredEvent};
 use crate::event_bus::{EventBus, Subscription};
 use crate::ids::TenantId;
 use crate::tenant_binding::{begin_bound, switch_tenant, Access};
+use crate::upcasting::{UpcastError, Upcasters};
 use deadpool_postgres::Pool;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +53,9 @@ pub enum ProjectionError {
     /// The event's payload is not what the projection understands.
     #[error("cannot decode event: {0}")]
     Decode(String),
+    /// An event could not be brought to its current version (it is parked).
+    #[error(transparent)]
+    Upcast(#[from] UpcastError),
     /// One event could not be applied (by a rebuild): which, and why.
     #[error("cannot apply event {sequence_number} of stream {aggregate_id} of tenant {tenant_id}: {reason}")]
     CannotApply {
@@ -121,6 +125,10 @@ pub struct WorkerConfig {
     pub standby_poll: Duration,
     /// The part of the feed this worker applies ([`Partition::WHOLE`]: all).
     pub partition: Partition,
+    /// Brings each event to its current version before the projection
+    /// sees it; an event it cannot read is parked. Default: none (events
+    /// as stored).
+    pub upcasters: Upcasters,
 }
 
 impl Default for WorkerConfig {
@@ -132,6 +140,7 @@ impl Default for WorkerConfig {
             batch_size: 2000,
             standby_poll: Duration::from_millis(500),
             partition: Partition::WHOLE,
+            upcasters: Upcasters::none(),
         }
     }
 }
@@ -631,6 +640,38 @@ impl<P: PgProjection> Applier<'_, P> {
         if batch.is_empty() {
             return pass_over(pool, projection.name(), slice, from, through).await;
         }
+        // Every event at its current version; one that cannot be brought
+        // there is parked, like an event the projection keeps failing on.
+        // (the event, at its current version when it has no error)
+        let upcast: Vec<(StoredEvent, Option<UpcastError>)> = batch
+            .into_iter()
+            .map(|event| match self.config.upcasters.upcast(event.clone()) {
+                Ok(current) => (current, None),
+                Err(error) => (event, Some(error)),
+            })
+            .collect();
+        if upcast.iter().any(|(_, error)| error.is_some()) {
+            let mut position = from;
+            for (event, error) in upcast {
+                match error {
+                    None => {
+                        self.one(position, &event).await?;
+                        applied(projection, slice, std::slice::from_ref(&event));
+                    }
+                    Some(error) => {
+                        tracing::error!(%error, "an event this application cannot read; parking it");
+                        self.park(position, &event, &ProjectionError::Upcast(error), 1)
+                            .await?;
+                    }
+                }
+                position = event.position();
+            }
+            if position < through {
+                pass_over(pool, projection.name(), slice, position, through).await?;
+            }
+            return Ok(());
+        }
+        let batch: Vec<StoredEvent> = upcast.into_iter().map(|(event, _)| event).collect();
         if batch.len() > 1 {
             match apply_batch_once(pool, projection, slice, from, &batch, through).await {
                 Ok(()) => {
@@ -657,13 +698,8 @@ impl<P: PgProjection> Applier<'_, P> {
 
     /// One event, with retries, parked when it keeps failing.
     async fn one(&self, from: FeedPosition, event: &StoredEvent) -> Result<(), ProjectionError> {
-        let (pool, projection, slice, config, stopped) = (
-            self.pool,
-            self.projection,
-            self.slice,
-            self.config,
-            self.stopped,
-        );
+        let (pool, projection, slice, config) =
+            (self.pool, self.projection, self.slice, self.config);
         let span = tracing::debug_span!("projection", name = projection.name(), tenant = %event.tenant_id, aggregate = %event.aggregate_id);
         async {
             let mut backoff = config.min_backoff;
@@ -680,27 +716,39 @@ impl<P: PgProjection> Applier<'_, P> {
                     }
                     Err(error) => {
                         tracing::error!(%error, event_id = %event.event_id, "projection keeps failing; parking the event");
-                        // Parking must not be lost either: retry until it lands or we are told to stop.
-                        loop {
-                            match park(pool, projection, slice, from, event, &error, attempt).await {
-                                Ok(()) => {
-                                    metrics::counter!("forgeerp_projection_parked_total", "projection" => projection.name().to_string(), "partition" => slice.partition.label()).increment(1);
-                                    return Ok(());
-                                }
-                                Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
-                                Err(park_error) if *stopped.borrow() => return Err(park_error),
-                                Err(park_error) => {
-                                    tracing::error!(%park_error, "cannot park the event; retrying");
-                                    tokio::time::sleep(config.max_backoff).await;
-                                }
-                            }
-                        }
+                        return self.park(from, event, &error, attempt).await;
                     }
                 }
             }
         }
         .instrument(span)
         .await
+    }
+
+    /// Parks `event` (applied after `from`) for `error`. Parking must not be
+    /// lost either: retried until it lands or the worker is told to stop.
+    async fn park(
+        &self,
+        from: FeedPosition,
+        event: &StoredEvent,
+        error: &ProjectionError,
+        attempts: u32,
+    ) -> Result<(), ProjectionError> {
+        let (pool, projection, slice) = (self.pool, self.projection, self.slice);
+        loop {
+            match park(pool, projection, slice, from, event, error, attempts).await {
+                Ok(()) => {
+                    metrics::counter!("forgeerp_projection_parked_total", "projection" => projection.name().to_string(), "partition" => slice.partition.label()).increment(1);
+                    return Ok(());
+                }
+                Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
+                Err(park_error) if *self.stopped.borrow() => return Err(park_error),
+                Err(park_error) => {
+                    tracing::error!(%park_error, "cannot park the event; retrying");
+                    tokio::time::sleep(self.config.max_backoff).await;
+                }
+            }
+        }
     }
 }
 
