@@ -1,6 +1,7 @@
 //! The aggregate interface: pure decisions, no I/O.
 
 use crate::event::DomainEvent;
+use serde_json::Value;
 
 /// An event-sourced aggregate: `handle` decides, `apply` evolves.
 ///
@@ -21,6 +22,25 @@ pub trait Aggregate: Default + Clone + Send + Sync + 'static {
 
     /// The state after `event`.
     fn apply(self, event: &Self::Event) -> Self;
+
+    /// The schema version of this state's snapshots (see
+    /// [`Aggregate::to_snapshot`]); 0, the default, means it takes none.
+    /// Change it whenever the snapshot's shape changes: snapshots of another
+    /// version are then not read, and the stream is replayed instead.
+    const STATE_VERSION: u32 = 0;
+
+    /// The state as a snapshot at `STATE_VERSION`; None (the default) when
+    /// the aggregate takes no snapshots.
+    fn to_snapshot(&self) -> Option<Value> {
+        None
+    }
+
+    /// The state from a snapshot of `STATE_VERSION`, or why it cannot be
+    /// read (it is then ignored and the stream replayed).
+    fn from_snapshot(snapshot: &Value) -> Result<Self, String> {
+        let _ = snapshot;
+        Err("this aggregate takes no snapshots".into())
+    }
 
     /// Rebuilds the state from its events, in order.
     fn rehydrate<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self

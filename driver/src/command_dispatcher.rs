@@ -5,6 +5,7 @@ use crate::event::{DomainEvent, StoredEvent, UncommittedEvent};
 use crate::event_store::{EventStore, EventStoreError};
 use crate::expected_version::ExpectedVersion;
 use crate::ids::{AggregateId, EventId, TenantId};
+use crate::snapshots::{NoSnapshots, Snapshot, SnapshotPolicy, SnapshotStore};
 use crate::upcasting::{UpcastError, Upcasters};
 use serde_json::Value;
 use std::any::{Any, TypeId};
@@ -85,21 +86,53 @@ pub struct Dispatched<A> {
 /// in), or when the command is refused, the dispatcher first catches up with
 /// the stream and decides again; only a race lost on a state just read
 /// counts as an attempt of the retry policy.
-pub struct CommandDispatcher<S> {
+///
+/// With a [`SnapshotStore`] ([`CommandDispatcher::with_snapshots`]) a load
+/// starts from the aggregate's latest usable snapshot and replays only the
+/// events after it; snapshots are taken after appends, as the policy says,
+/// in a task of their own.
+pub struct CommandDispatcher<S, N = NoSnapshots> {
     store: S,
     retry: RetryPolicy,
     cache: StateCache,
     upcasters: Upcasters,
+    snapshots: N,
+    policy: SnapshotPolicy,
 }
 
 impl<S: EventStore> CommandDispatcher<S> {
-    /// A dispatcher that does not retry lost races and caches up to 4096 aggregates.
+    /// A dispatcher that does not retry lost races, caches up to 4096
+    /// aggregates and takes no snapshots.
     pub fn new(store: S) -> Self {
         CommandDispatcher {
             store,
             retry: RetryPolicy::NONE,
             cache: StateCache::new(4096),
             upcasters: Upcasters::none(),
+            snapshots: NoSnapshots,
+            policy: SnapshotPolicy {
+                every: None,
+                replayed_more_than: None,
+            },
+        }
+    }
+}
+
+impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
+    /// The same dispatcher, reading and taking snapshots in `snapshots` as
+    /// `policy` says.
+    pub fn with_snapshots<M: SnapshotStore>(
+        self,
+        snapshots: M,
+        policy: SnapshotPolicy,
+    ) -> CommandDispatcher<S, M> {
+        CommandDispatcher {
+            store: self.store,
+            retry: self.retry,
+            cache: self.cache,
+            upcasters: self.upcasters,
+            snapshots,
+            policy,
         }
     }
 
@@ -127,14 +160,94 @@ impl<S: EventStore> CommandDispatcher<S> {
         &self.store
     }
 
-    /// Loads and checks a whole stream, and rebuilds the aggregate from it.
+    /// Loads and checks a stream, and rebuilds the aggregate from it: from
+    /// its latest usable snapshot and the events after it, or from all its
+    /// events.
     pub async fn load<A: Aggregate>(
         &self,
         tenant_id: TenantId,
         aggregate_id: AggregateId,
     ) -> Result<(A, u64), DispatchError<A::Error>> {
-        self.catch_up(tenant_id, aggregate_id, A::default(), 0)
+        let (state, version, _) = self.load_counting::<A>(tenant_id, aggregate_id).await?;
+        Ok((state, version))
+    }
+
+    /// [`Self::load`], with how many events it replayed; a long replay is
+    /// snapshotted when the policy says so.
+    async fn load_counting<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+    ) -> Result<(A, u64, u64), DispatchError<A::Error>> {
+        let (state, from) = self.latest_snapshot::<A>(tenant_id, aggregate_id).await;
+        let (state, version) = self.catch_up(tenant_id, aggregate_id, state, from).await?;
+        let replayed = version - from;
+        if self.policy.wants(version, 0, replayed) {
+            self.take_snapshot(tenant_id, aggregate_id, &state, version);
+        }
+        Ok((state, version, replayed))
+    }
+
+    /// The state of the aggregate's latest snapshot of its current state
+    /// version and the stream version it was taken at; the empty state at 0
+    /// when there is none, or it cannot be read (then with a warning).
+    async fn latest_snapshot<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+    ) -> (A, u64) {
+        if A::STATE_VERSION == 0 {
+            return (A::default(), 0);
+        }
+        match self
+            .snapshots
+            .load(tenant_id, A::AGGREGATE_TYPE, aggregate_id, A::STATE_VERSION)
             .await
+        {
+            Ok(Some(snapshot)) => match A::from_snapshot(&snapshot.state) {
+                Ok(state) => (state, snapshot.stream_version),
+                Err(reason) => {
+                    tracing::warn!(%tenant_id, %aggregate_id, %reason, "a snapshot that cannot be read is ignored; replaying the stream");
+                    (A::default(), 0)
+                }
+            },
+            Ok(None) => (A::default(), 0),
+            Err(error) => {
+                tracing::warn!(%tenant_id, %aggregate_id, %error, "no snapshot to be had; replaying the stream");
+                (A::default(), 0)
+            }
+        }
+    }
+
+    /// Saves `state` at `version` as a snapshot, in a task of its own: the
+    /// command's path never waits for it, and its failure is only logged.
+    fn take_snapshot<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+        state: &A,
+        version: u64,
+    ) {
+        if A::STATE_VERSION == 0 || version == 0 {
+            return;
+        }
+        let Some(serialized) = state.to_snapshot() else {
+            return;
+        };
+        let snapshot = Snapshot {
+            tenant_id,
+            aggregate_type: A::AGGREGATE_TYPE.to_string(),
+            aggregate_id,
+            state_version: A::STATE_VERSION,
+            stream_version: version,
+            state: serialized,
+        };
+        let snapshots = self.snapshots.clone();
+        tokio::spawn(async move {
+            if let Err(error) = snapshots.save(snapshot).await {
+                tracing::warn!(%tenant_id, %aggregate_id, %error, "taking a snapshot failed; the command is not affected");
+            }
+        });
     }
 
     /// Applies the events after `version` to `state`, checking that they follow on.
@@ -343,12 +456,12 @@ impl<S: EventStore> CommandDispatcher<S> {
                         let state = decided
                             .iter()
                             .fold(state, |state, event| state.apply(event));
-                        self.cache.put(
-                            tenant_id,
-                            aggregate_id,
-                            &state,
-                            version + stored.len() as u64,
-                        );
+                        let now = version + stored.len() as u64;
+                        self.cache.put(tenant_id, aggregate_id, &state, now);
+                        // A long replay was snapshotted by the load already.
+                        if self.policy.wants(now, stored.len() as u64, 0) {
+                            self.take_snapshot(tenant_id, aggregate_id, &state, now);
+                        }
                         let (events, repeated) = match command_id {
                             // Another process may have appended the same
                             // events from the same state a moment before (the

@@ -49,6 +49,7 @@ pub mod inventory;
 pub mod migrations;
 pub mod projections;
 pub mod read_model;
+pub mod snapshots;
 pub(crate) mod tenant_binding;
 pub mod upcasting;
 pub mod workers;
@@ -80,6 +81,9 @@ pub use read_model::tenant_store::{
     InMemoryTenantStore, PgTenantStore, ReadModelError, TenantStore,
 };
 pub use read_model::ReadModelReader;
+pub use snapshots::{
+    InMemorySnapshotStore, NoSnapshots, PgSnapshotStore, Snapshot, SnapshotPolicy, SnapshotStore,
+};
 pub use upcasting::{UpcastError, Upcasters};
 pub use workers::projection_worker::{
     Partition, PgProjection, ProjectionError, ProjectionWorker, WorkerConfig, WorkerHandle,

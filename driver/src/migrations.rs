@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "inventory_schema",
         sql: include_str!("../sql/migrations/0005_inventory_schema.sql"),
     },
+    Migration {
+        version: 6,
+        name: "snapshots",
+        sql: include_str!("../sql/migrations/0006_snapshots.sql"),
+    },
 ];
 
 /// Why the schema could not be brought up to date.

@@ -332,6 +332,7 @@ async fn every_policy_asks_the_one_binding_rule() {
             "checkpoints",
             "entries",
             "parked_events",
+            "snapshots",
             "stock_history_runs"
         ]
     );

@@ -194,8 +194,9 @@ pub enum InventoryError {
     },
 }
 
-/// The state of one inventory item.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The state of one inventory item (its snapshots are this struct as JSON,
+/// state version 1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryItem {
     /// Its SKU, once created.
     pub sku: Option<String>,
@@ -234,9 +235,18 @@ fn positive(quantity: i64) -> Result<i64, InventoryError> {
 
 impl Aggregate for InventoryItem {
     const AGGREGATE_TYPE: &'static str = "inventory.item";
+    const STATE_VERSION: u32 = 1;
     type Command = InventoryCommand;
     type Event = InventoryEvent;
     type Error = InventoryError;
+
+    fn to_snapshot(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self).ok()
+    }
+
+    fn from_snapshot(snapshot: &serde_json::Value) -> Result<Self, String> {
+        serde_json::from_value(snapshot.clone()).map_err(|e| e.to_string())
+    }
 
     fn handle(&self, command: &InventoryCommand) -> Result<Vec<InventoryEvent>, InventoryError> {
         use InventoryCommand as C;

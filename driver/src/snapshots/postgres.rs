@@ -1,0 +1,152 @@
+//! Snapshots in `forgeerp_read.snapshots` (migration 6), isolated by tenant
+//! with row-level security: every read and write is bound to the
+//! snapshot's tenant.
+//!
+//! Each read and each write is one round trip: one simple-protocol request
+//! of two statements, `forgeerp.bind_tenant` then the statement, which
+//! PostgreSQL runs as one implicit transaction (so the binding holds for the
+//! statement and ends with it, and an error rolls both back). The values are
+//! inlined as quoted literals: uuids and numbers by their own text, the
+//! aggregate type and the state with their quotes doubled.
+
+use super::{Snapshot, SnapshotError, SnapshotStore};
+use crate::ids::{AggregateId, TenantId};
+use deadpool_postgres::Pool;
+use tokio_postgres::SimpleQueryMessage;
+
+/// Snapshots in the driver's tables of one database.
+#[derive(Clone)]
+pub struct PgSnapshotStore {
+    pool: Pool,
+}
+
+impl PgSnapshotStore {
+    /// The store over `pool` (run [`crate::migrate`] first).
+    pub fn new(pool: Pool) -> Self {
+        PgSnapshotStore { pool }
+    }
+
+    /// `statement` run bound to `tenant_id`, in one round trip.
+    async fn bound(
+        &self,
+        tenant_id: TenantId,
+        statement: String,
+    ) -> Result<Vec<SimpleQueryMessage>, SnapshotError> {
+        let client = self.pool.get().await?;
+        let request = format!(
+            "SELECT forgeerp.bind_tenant('{}');\n{statement}",
+            tenant_id.as_uuid()
+        );
+        Ok(client.simple_query(&request).await?)
+    }
+}
+
+/// `text` as an SQL string literal (standard_conforming_strings: only the
+/// quote is special).
+fn literal(text: &str) -> Result<String, SnapshotError> {
+    if text.contains('\0') {
+        return Err(SnapshotError(
+            "a snapshot cannot hold a NUL character".into(),
+        ));
+    }
+    Ok(format!("'{}'", text.replace('\'', "''")))
+}
+
+/// `sql` with its parameters `$1`, `$2`, … replaced by `values` (SQL
+/// literals), in one pass: a value is never scanned for parameters again.
+fn inline(sql: &str, values: &[String]) -> String {
+    let mut out = String::with_capacity(sql.len() + values.iter().map(String::len).sum::<usize>());
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .count();
+        match rest[at + 1..at + 1 + digits].parse::<usize>() {
+            Ok(n) if (1..=values.len()).contains(&n) => out.push_str(&values[n - 1]),
+            _ => out.push_str(&rest[at..at + 1 + digits]),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+impl SnapshotStore for PgSnapshotStore {
+    async fn load(
+        &self,
+        tenant_id: TenantId,
+        aggregate_type: &str,
+        aggregate_id: AggregateId,
+        state_version: u32,
+    ) -> Result<Option<Snapshot>, SnapshotError> {
+        let statement = inline(
+            include_str!("../../sql/snapshots/load.sql"),
+            &[
+                literal(&tenant_id.to_string())?,
+                literal(aggregate_type)?,
+                literal(&aggregate_id.to_string())?,
+                state_version.to_string(),
+            ],
+        );
+        for message in self.bound(tenant_id, statement).await? {
+            let SimpleQueryMessage::Row(row) = message else {
+                continue;
+            };
+            if row.columns().first().map(|c| c.name()) != Some("stream_version") {
+                continue; // bind_tenant's row
+            }
+            let bad = |what: &str| SnapshotError(format!("a snapshot row with a bad {what}"));
+            let stream_version: u64 = row
+                .get(0)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| bad("stream_version"))?;
+            let state = row
+                .get(1)
+                .and_then(|v| serde_json::from_str(v).ok())
+                .ok_or_else(|| bad("state"))?;
+            return Ok(Some(Snapshot {
+                tenant_id,
+                aggregate_type: aggregate_type.to_string(),
+                aggregate_id,
+                state_version,
+                stream_version,
+                state,
+            }));
+        }
+        Ok(None)
+    }
+
+    async fn save(&self, snapshot: Snapshot) -> Result<(), SnapshotError> {
+        let statement = inline(
+            include_str!("../../sql/snapshots/save.sql"),
+            &[
+                literal(&snapshot.tenant_id.to_string())?,
+                literal(&snapshot.aggregate_type)?,
+                literal(&snapshot.aggregate_id.to_string())?,
+                snapshot.state_version.to_string(),
+                snapshot.stream_version.to_string(),
+                literal(&snapshot.state.to_string())?,
+            ],
+        );
+        self.bound(snapshot.tenant_id, statement).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_double_their_quotes_and_parameters_do_not_collide() {
+        assert_eq!(literal("it's").unwrap(), "'it''s'");
+        assert!(literal("a\0b").is_err());
+        let values: Vec<String> = (1..=10).map(|n| format!("v{n}")).collect();
+        assert_eq!(inline("$1 $10 $2", &values), "v1 v10 v2");
+        // A value that looks like a parameter stays as it is.
+        let values = vec!["'$2'".to_string(), "x".to_string()];
+        assert_eq!(inline("($1, $2, $)", &values), "('$2', x, $)");
+    }
+}
