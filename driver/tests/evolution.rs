@@ -445,3 +445,69 @@ async fn two_processes_with_one_command_id_append_once_postgres() {
     two_processes_with_one_command_id_append_once(std::sync::Arc::new(common::pg_store().await))
         .await;
 }
+
+/// A projection that remembers the payloads it was given, in feed order.
+#[derive(Clone, Default)]
+struct Recording(std::sync::Arc<std::sync::Mutex<Vec<(u32, Value)>>>);
+
+impl forgeerp_infra::PgProjection for Recording {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    async fn apply(
+        &self,
+        _tx: &tokio_postgres::Transaction<'_>,
+        event: &StoredEvent,
+    ) -> Result<(), forgeerp_infra::ProjectionError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.event_version, event.payload.clone()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_projection_sees_version_1_events_through_the_whole_chain() {
+    let (url, store) = common::migrated_database("_evolution_chain", 4).await;
+    let (tenant, item) = old_item(&store).await;
+    let last = store
+        .load_stream(tenant, item)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let seen = Recording::default();
+    let worker = ProjectionWorker::spawn(
+        store.pool().clone(),
+        PgNotifyEventBus::new(&url),
+        seen.clone(),
+        None,
+        WorkerConfig {
+            upcasters: three_steps(),
+            ..WorkerConfig::default()
+        },
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while ProjectionWorker::checkpoint(store.pool(), "recording", None)
+        .await
+        .unwrap()
+        < last.position()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.shutdown().await.unwrap();
+    let seen = seen.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            (1, json!({"sku": "OLD-1", "name": "Old"})),
+            (4, json!({"quantity": 7, "lot": null})),
+        ]
+    );
+}

@@ -305,3 +305,81 @@ async fn a_long_replay_is_snapshotted_when_the_policy_says_so() {
         .unwrap();
     snapshot_at(&snapshots, tenant, item, 31).await;
 }
+
+#[tokio::test]
+async fn an_application_role_reads_only_the_bound_tenants_snapshots() {
+    let (url, store) = common::migrated_database("_snapshots_rls", 4).await;
+    let snapshots = PgSnapshotStore::new(store.pool().clone());
+    let (a, b) = (TenantId::random(), TenantId::random());
+    for tenant in [a, b] {
+        snapshots
+            .save(Snapshot {
+                tenant_id: tenant,
+                aggregate_type: "inventory.item".into(),
+                aggregate_id: AggregateId::random(),
+                state_version: 1,
+                stream_version: 3,
+                state: serde_json::json!({"tenant": tenant.to_string()}),
+            })
+            .await
+            .unwrap();
+    }
+    let settings = forgeerp_infra::ConnectionSettings::parse(&url).unwrap();
+    let (admin, connection) = settings.connect().await.unwrap();
+    tokio::spawn(connection);
+    let role = format!(
+        "forgeerp_test_role_snapshots_{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role}; SELECT forgeerp.grant_usage('{role}');
+             GRANT USAGE ON SCHEMA forgeerp_read TO {role};
+             GRANT SELECT, INSERT ON forgeerp_read.snapshots TO {role};"
+        ))
+        .await
+        .unwrap();
+    let count = |sql: String| {
+        let admin = &admin;
+        async move {
+            let messages = admin.simple_query(&sql).await.unwrap();
+            messages
+                .into_iter()
+                .find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) if r.columns()[0].name() == "n" => {
+                        r.get(0).map(str::to_string)
+                    }
+                    _ => None,
+                })
+                .unwrap()
+        }
+    };
+    // Unbound: nothing; bound to a: only a's.
+    assert_eq!(
+        count(format!("BEGIN; SET LOCAL ROLE {role}; SELECT count(*) AS n FROM forgeerp_read.snapshots; COMMIT")).await,
+        "0"
+    );
+    assert_eq!(
+        count(format!(
+            "BEGIN; SET LOCAL ROLE {role}; SELECT forgeerp.bind_tenant('{a}'); SELECT count(*) AS n, min(state->>'tenant') FROM forgeerp_read.snapshots; COMMIT"
+        ))
+        .await,
+        "1"
+    );
+    // Writing another tenant's snapshot while bound to a is refused.
+    let refused = admin
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE {role}; SELECT forgeerp.bind_tenant('{a}');
+             INSERT INTO forgeerp_read.snapshots (tenant_id, aggregate_type, aggregate_id, state_version, stream_version, state)
+             VALUES ('{b}', 't', '{}', 1, 1, '{{}}'); COMMIT",
+            AggregateId::random()
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code().map(|c| c.code()), Some("42501"), "{refused}");
+    let _ = admin.batch_execute("ROLLBACK").await;
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+}
