@@ -179,8 +179,11 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
         tenant_id: TenantId,
         aggregate_id: AggregateId,
     ) -> Result<(A, u64, u64), DispatchError<A::Error>> {
-        let (state, from) = self.latest_snapshot::<A>(tenant_id, aggregate_id).await;
-        let (state, version) = self.catch_up(tenant_id, aggregate_id, state, from).await?;
+        let (state, from, tail) = self.latest_snapshot::<A>(tenant_id, aggregate_id).await;
+        let (state, version) = match tail {
+            Some(stored) => self.follow_on(tenant_id, aggregate_id, state, from, stored)?,
+            None => self.catch_up(tenant_id, aggregate_id, state, from).await?,
+        };
         let replayed = version - from;
         if self.policy.wants(version, 0, replayed) {
             self.take_snapshot(tenant_id, aggregate_id, &state, version);
@@ -189,32 +192,34 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
     }
 
     /// The state of the aggregate's latest snapshot of its current state
-    /// version and the stream version it was taken at; the empty state at 0
-    /// when there is none, or it cannot be read (then with a warning).
+    /// version and the stream version it was taken at, with the events after
+    /// it when the snapshot store read them in the same request; the empty
+    /// state at 0 when there is none, or it cannot be read (then with a
+    /// warning, and without events: they would follow the unread snapshot).
     async fn latest_snapshot<A: Aggregate>(
         &self,
         tenant_id: TenantId,
         aggregate_id: AggregateId,
-    ) -> (A, u64) {
+    ) -> (A, u64, Option<Vec<StoredEvent>>) {
         if A::STATE_VERSION == 0 {
-            return (A::default(), 0);
+            return (A::default(), 0, None);
         }
         match self
             .snapshots
-            .load(tenant_id, A::AGGREGATE_TYPE, aggregate_id, A::STATE_VERSION)
+            .load_with_tail(tenant_id, A::AGGREGATE_TYPE, aggregate_id, A::STATE_VERSION)
             .await
         {
-            Ok(Some(snapshot)) => match A::from_snapshot(&snapshot.state) {
-                Ok(state) => (state, snapshot.stream_version),
+            Ok((Some(snapshot), tail)) => match A::from_snapshot(&snapshot.state) {
+                Ok(state) => (state, snapshot.stream_version, tail),
                 Err(reason) => {
                     tracing::warn!(%tenant_id, %aggregate_id, %reason, "a snapshot that cannot be read is ignored; replaying the stream");
-                    (A::default(), 0)
+                    (A::default(), 0, None)
                 }
             },
-            Ok(None) => (A::default(), 0),
+            Ok((None, tail)) => (A::default(), 0, tail),
             Err(error) => {
                 tracing::warn!(%tenant_id, %aggregate_id, %error, "no snapshot to be had; replaying the stream");
-                (A::default(), 0)
+                (A::default(), 0, None)
             }
         }
     }
@@ -262,6 +267,19 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
             .store
             .load_stream_from(tenant_id, aggregate_id, version + 1)
             .await?;
+        self.follow_on(tenant_id, aggregate_id, state, version, stored)
+    }
+
+    /// Applies `stored`, the events after `version`, to `state`, checking
+    /// that they follow on.
+    fn follow_on<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        aggregate_id: AggregateId,
+        state: A,
+        version: u64,
+        stored: Vec<StoredEvent>,
+    ) -> Result<(A, u64), DispatchError<A::Error>> {
         let stored = self.upcasters.upcast_all(stored)?;
         let events = check_stream::<A>(tenant_id, aggregate_id, version, &stored)?;
         let version = version + events.len() as u64;

@@ -12,6 +12,7 @@
 pub mod in_memory;
 pub mod postgres;
 
+use crate::event::StoredEvent;
 use crate::ids::{AggregateId, TenantId};
 use serde_json::Value;
 use std::future::Future;
@@ -68,6 +69,26 @@ pub trait SnapshotStore: Clone + Send + Sync + 'static {
 
     /// Keeps `snapshot`, unless one of a later stream version is kept already.
     fn save(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), SnapshotError>> + Send;
+
+    /// What [`SnapshotStore::load`] finds, with the stream's events after it
+    /// (after 0 when there is no snapshot) when the store reads them in the
+    /// same request: the Postgres store does, from its own database, which
+    /// is the event store's. None: the caller loads them. By default, `load`.
+    fn load_with_tail(
+        &self,
+        tenant_id: TenantId,
+        aggregate_type: &str,
+        aggregate_id: AggregateId,
+        state_version: u32,
+    ) -> impl Future<Output = Result<(Option<Snapshot>, Option<Vec<StoredEvent>>), SnapshotError>> + Send
+    {
+        async move {
+            let snapshot = self
+                .load(tenant_id, aggregate_type, aggregate_id, state_version)
+                .await?;
+            Ok((snapshot, None))
+        }
+    }
 }
 
 /// No snapshots: every load replays the whole stream (the default).

@@ -2,7 +2,11 @@
 //! with row-level security: every read and write is bound to the
 //! snapshot's tenant.
 //!
-//! Each read and each write is one round trip: one simple-protocol request
+//! The snapshot is read together with the stream's events after it
+//! ([`SnapshotStore::load_with_tail`]), from this store's database, which
+//! must be the event store's: in one REPEATABLE READ transaction, so both
+//! come from one view of the data, its requests pipelined. Each other read
+//! and each write is one round trip too: one simple-protocol request
 //! of two statements, `forgeerp.bind_tenant` then the statement, which
 //! PostgreSQL runs as one implicit transaction (so the binding holds for the
 //! statement and ends with it, and an error rolls both back). The values are
@@ -10,6 +14,7 @@
 //! aggregate type and the state with their quotes doubled.
 
 use super::{Snapshot, SnapshotError, SnapshotStore};
+use crate::event::StoredEvent;
 use crate::ids::{AggregateId, TenantId};
 use deadpool_postgres::Pool;
 use tokio_postgres::SimpleQueryMessage;
@@ -116,6 +121,60 @@ impl SnapshotStore for PgSnapshotStore {
             }));
         }
         Ok(None)
+    }
+
+    /// Both reads in one REPEATABLE READ transaction bound to the tenant,
+    /// its five requests pipelined (sent before any answer is awaited): one
+    /// round trip, with the events in binary like every other load.
+    async fn load_with_tail(
+        &self,
+        tenant_id: TenantId,
+        aggregate_type: &str,
+        aggregate_id: AggregateId,
+        state_version: u32,
+    ) -> Result<(Option<Snapshot>, Option<Vec<StoredEvent>>), SnapshotError> {
+        let client = self.pool.get().await?;
+        let bind = client
+            .prepare_cached("SELECT forgeerp.bind_tenant($1)")
+            .await?;
+        let snapshot = client
+            .prepare_cached(include_str!("../../sql/snapshots/load.sql"))
+            .await?;
+        let tail = client
+            .prepare_cached(include_str!("../../sql/snapshots/tail.sql"))
+            .await?;
+        let (tenant, aggregate) = (tenant_id.as_uuid(), aggregate_id.as_uuid());
+        let version = i32::try_from(state_version).unwrap_or(i32::MAX);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&tenant, &aggregate_type, &aggregate, &version];
+        let bind_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&tenant];
+        // Polled in this order, so sent in this order; an error aborts the
+        // transaction, and its COMMIT then rolls back.
+        let (begun, bound, snapshot, tail, ended) = tokio::join!(
+            client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+            client.execute(&bind, &bind_params),
+            client.query_opt(&snapshot, &params),
+            client.query(&tail, &params),
+            client.batch_execute("COMMIT"),
+        );
+        begun?;
+        bound?;
+        let (snapshot, tail) = (snapshot?, tail?);
+        ended?;
+        let snapshot = snapshot.map(|row| Snapshot {
+            tenant_id,
+            aggregate_type: aggregate_type.to_string(),
+            aggregate_id,
+            state_version,
+            stream_version: row.get::<_, i64>(0).max(0) as u64,
+            state: row.get(1),
+        });
+        let tail = tail
+            .iter()
+            .map(crate::event_store::postgres::row_to_event)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SnapshotError(e.to_string()))?;
+        Ok((snapshot, Some(tail)))
     }
 
     async fn save(&self, snapshot: Snapshot) -> Result<(), SnapshotError> {
