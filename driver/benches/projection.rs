@@ -10,9 +10,9 @@
 
 use forgeerp_infra::inventory::{InventoryEvent, InventoryItem};
 use forgeerp_infra::{
-    Aggregate, AggregateId, EventStore, ExpectedVersion, FeedPosition, InventoryStockProjection,
-    Partition, PgEventStore, PgNotifyEventBus, ProjectionWorker, TenantId, UncommittedEvent,
-    WorkerConfig,
+    Aggregate, AggregateId, DomainEvent, EventStore, ExpectedVersion, FeedPosition,
+    InventoryStockProjection, Partition, PgEventStore, PgNotifyEventBus, ProjectionWorker,
+    TenantId, UncommittedEvent, WorkerConfig,
 };
 use forgeerp_test_fixtures::{fresh_database, Install};
 use std::time::{Duration, Instant};
@@ -22,8 +22,16 @@ const EVENTS_PER_STREAM: usize = 100;
 const RATE: u64 = 200;
 const LATENCY_SECONDS: u64 = 10;
 
+/// An event at its type's current version, as the dispatcher writes it
+/// (version-1 `StockReceived` events would be upcast on every read).
 fn event(tenant: TenantId, item: AggregateId, event: InventoryEvent) -> UncommittedEvent {
-    UncommittedEvent::from_domain(tenant, InventoryItem::AGGREGATE_TYPE, item, &event).unwrap()
+    static UPCASTERS: std::sync::OnceLock<forgeerp_infra::Upcasters> = std::sync::OnceLock::new();
+    let version = UPCASTERS
+        .get_or_init(forgeerp_infra::inventory::upcasters)
+        .current_version(event.event_type());
+    UncommittedEvent::from_domain(tenant, InventoryItem::AGGREGATE_TYPE, item, &event)
+        .unwrap()
+        .with_event_version(version)
 }
 
 async fn checkpoint(store: &PgEventStore) -> FeedPosition {

@@ -227,6 +227,22 @@ impl Upcasters {
         Ok(event)
     }
 
+    /// [`Upcasters::upcast`] without a copy when `event` is current already
+    /// (the common case: the type is unknown to the registry or at its
+    /// current version).
+    pub fn current<'a>(
+        &self,
+        event: &'a StoredEvent,
+    ) -> Result<std::borrow::Cow<'a, StoredEvent>, UpcastError> {
+        match self.chains.get(&event.event_type) {
+            None => Ok(std::borrow::Cow::Borrowed(event)),
+            Some(chain) if event.event_version == chain.len() as u32 + 1 => {
+                Ok(std::borrow::Cow::Borrowed(event))
+            }
+            Some(_) => self.upcast(event.clone()).map(std::borrow::Cow::Owned),
+        }
+    }
+
     /// [`Upcasters::upcast`] of every event, stopping at the first error.
     pub fn upcast_all(&self, events: Vec<StoredEvent>) -> Result<Vec<StoredEvent>, UpcastError> {
         events.into_iter().map(|e| self.upcast(e)).collect()

@@ -75,7 +75,8 @@ pub enum InventoryEvent {
         /// Units received.
         quantity: i64,
         /// The lot they came in, when it was recorded (None for every
-        /// version-1 event).
+        /// version-1 event). Left out of the payload when None.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         lot: Option<String>,
     },
     /// Stock was corrected.

@@ -152,7 +152,7 @@ fn decode(event: &StoredEvent) -> Result<InventoryEvent, ProjectionError> {
     static UPCASTERS: std::sync::OnceLock<crate::upcasting::Upcasters> = std::sync::OnceLock::new();
     let current = UPCASTERS
         .get_or_init(crate::inventory::upcasters)
-        .upcast(event.clone())?;
+        .current(event)?;
     InventoryEvent::from_payload(&current.event_type, &current.payload).map_err(|e| {
         ProjectionError::Decode(format!("{} ({}): {e}", event.event_type, event.event_id))
     })

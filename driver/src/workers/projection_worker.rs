@@ -645,8 +645,9 @@ impl<P: PgProjection> Applier<'_, P> {
         // (the event, at its current version when it has no error)
         let upcast: Vec<(StoredEvent, Option<UpcastError>)> = batch
             .into_iter()
-            .map(|event| match self.config.upcasters.upcast(event.clone()) {
-                Ok(current) => (current, None),
+            .map(|event| match self.config.upcasters.current(&event) {
+                Ok(std::borrow::Cow::Borrowed(_)) => (event, None),
+                Ok(std::borrow::Cow::Owned(current)) => (current, None),
                 Err(error) => (event, Some(error)),
             })
             .collect();
