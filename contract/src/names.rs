@@ -29,3 +29,9 @@ pub const TENANT_ID: Setting = Setting(c"forgeerp.tenant_id");
 pub const MAX_BATCH_EVENTS: Setting = Setting(c"forgeerp.max_batch_events");
 /// Most bytes one event's payload plus metadata may take, as `jsonb` text.
 pub const MAX_EVENT_BYTES: Setting = Setting(c"forgeerp.max_event_bytes");
+/// `on` in a transaction that may call `forgeerp.purge_tenant` (superusers only).
+pub const ALLOW_PURGE: Setting = Setting(c"forgeerp.allow_purge");
+/// The tenant `forgeerp.purge_tenant` is deleting right now: the one state in
+/// which the append-only trigger lets a DELETE through (superusers only, set
+/// by the function itself).
+pub const PURGING: Setting = Setting(c"forgeerp.purging");

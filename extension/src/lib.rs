@@ -72,6 +72,11 @@ extension_sql_file!(
     requires = ["fn_read_all"]
 );
 extension_sql_file!(
+    "../../sql/fn_purge_tenant.sql",
+    name = "fn_purge_tenant",
+    requires = ["trigger_events_append_only"]
+);
+extension_sql_file!(
     "../../sql/fn_version.sql",
     name = "fn_version",
     requires = ["table_events"]

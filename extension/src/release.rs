@@ -21,7 +21,7 @@ use std::cell::Cell;
 
 /// The SQL versions whose databases this library serves, oldest first: every
 /// release since the first, and this library's own version last.
-pub const SERVED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0"];
+pub const SERVED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0"];
 
 /// This library's version.
 pub const LIBRARY: &str = env!("CARGO_PKG_VERSION");

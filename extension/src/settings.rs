@@ -9,6 +9,8 @@ use std::ffi::CStr;
 const DEFAULTS: Limits = Limits::DEFAULT;
 static MAX_BATCH_EVENTS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULTS.max_batch_events as i32);
 static MAX_EVENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(DEFAULTS.max_event_bytes as i32);
+static ALLOW_PURGE: GucSetting<bool> = GucSetting::<bool>::new(false);
+static PURGING: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
 
 /// Registers the GUCs; called once from `_PG_init`.
 pub fn init() {
@@ -31,6 +33,22 @@ pub fn init() {
         i32::MAX,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        names::ALLOW_PURGE.c_name(),
+        c"Whether this transaction may call forgeerp.purge_tenant.",
+        c"SET LOCAL forgeerp.allow_purge = on, as a superuser, before purging a tenant.",
+        &ALLOW_PURGE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        names::PURGING.c_name(),
+        c"The tenant forgeerp.purge_tenant is deleting (internal).",
+        c"Set by forgeerp.purge_tenant only, for the length of its DELETE.",
+        &PURGING,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
     );
 }
 
