@@ -10,7 +10,8 @@ const DEFAULTS: Limits = Limits::DEFAULT;
 static MAX_BATCH_EVENTS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULTS.max_batch_events as i32);
 static MAX_EVENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(DEFAULTS.max_event_bytes as i32);
 static ALLOW_PURGE: GucSetting<bool> = GucSetting::<bool>::new(false);
-static PURGING: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
+static PURGING: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(None);
 
 /// Registers the GUCs; called once from `_PG_init`.
 pub fn init() {

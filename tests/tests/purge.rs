@@ -31,7 +31,8 @@ fn purge_tenant_removes_that_tenants_events_and_records_it() {
     let kept_before = events_of(&mut db, kept);
 
     let mut tx = db.transaction().unwrap();
-    tx.batch_execute("SET LOCAL forgeerp.allow_purge = on").unwrap();
+    tx.batch_execute("SET LOCAL forgeerp.allow_purge = on")
+        .unwrap();
     let removed: i64 = tx
         .query_one("SELECT forgeerp.purge_tenant($1)", &[&gone])
         .unwrap()
@@ -74,8 +75,16 @@ fn purge_tenant_needs_allow_purge_and_changes_nothing_without_it() {
         db.query_one("SELECT forgeerp.purge_tenant($1)", &[&tenant]),
         "ES006",
     );
-    assert!(error.message().contains(&tenant.to_string()), "{}", error.message());
-    assert!(error.message().contains("forgeerp.allow_purge"), "{}", error.message());
+    assert!(
+        error.message().contains(&tenant.to_string()),
+        "{}",
+        error.message()
+    );
+    assert!(
+        error.message().contains("forgeerp.allow_purge"),
+        "{}",
+        error.message()
+    );
     expect_state(
         db.query_one("SELECT forgeerp.purge_tenant(NULL)", &[]),
         "ES003",
@@ -135,14 +144,17 @@ fn every_other_path_stays_append_only_even_with_allow_purge() {
         "TRUNCATE forgeerp.events".to_string(),
     ] {
         let mut tx = db.transaction().unwrap();
-        tx.batch_execute("SET LOCAL forgeerp.allow_purge = on").unwrap();
+        tx.batch_execute("SET LOCAL forgeerp.allow_purge = on")
+            .unwrap();
         expect_state(tx.batch_execute(&statement), "ES006");
     }
     assert_eq!(store_fingerprint(&mut db), before);
     // The record of purges is append-only too.
     let mut tx = db.transaction().unwrap();
-    tx.batch_execute("SET LOCAL forgeerp.allow_purge = on").unwrap();
-    tx.query_one("SELECT forgeerp.purge_tenant($1)", &[&id()]).unwrap();
+    tx.batch_execute("SET LOCAL forgeerp.allow_purge = on")
+        .unwrap();
+    tx.query_one("SELECT forgeerp.purge_tenant($1)", &[&id()])
+        .unwrap();
     tx.commit().unwrap();
     for statement in [
         "UPDATE forgeerp.purges SET events_removed = 0",
@@ -150,6 +162,10 @@ fn every_other_path_stays_append_only_even_with_allow_purge() {
         "TRUNCATE forgeerp.purges",
     ] {
         let error = expect_state(db.batch_execute(statement), "ES006");
-        assert!(error.message().contains("forgeerp.purges"), "{}", error.message());
+        assert!(
+            error.message().contains("forgeerp.purges"),
+            "{}",
+            error.message()
+        );
     }
 }
