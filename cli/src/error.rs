@@ -55,9 +55,12 @@ impl CliError {
 
 /// The exit code a SQLSTATE calls for, when it calls for one other than 1.
 fn exit_code_of(sqlstate: &str) -> Option<u8> {
-    match sqlstate {
-        "ES003" | "22P05" => Some(EXIT_USAGE),
-        "ES001" | "ES004" | "ES005" => Some(EXIT_CONFLICT),
+    use forgeerp_infra::contract::SqlState;
+    match SqlState::from_code(sqlstate)? {
+        SqlState::InvalidArgument | SqlState::UntranslatableCharacter => Some(EXIT_USAGE),
+        SqlState::WrongExpectedVersion
+        | SqlState::DuplicateEventId
+        | SqlState::AggregateTypeMismatch => Some(EXIT_CONFLICT),
         _ => None,
     }
 }

@@ -356,7 +356,8 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
             })
             .map(|(_, e)| e.clone())
             .collect();
-        let (state, _) = self.load::<A>(tenant_id, aggregate_id).await?;
+        // The current state, from the stream just read (no second load).
+        let (state, _) = self.follow_on(tenant_id, aggregate_id, A::default(), 0, stored)?;
         Ok(Some(Dispatched {
             state,
             events,

@@ -196,13 +196,20 @@ async fn a_failing_upcaster_is_an_error_for_that_event_and_the_process_goes_on()
     );
 }
 
-/// A projection worker over `url` with `upcasters`; waits until its
-/// checkpoint passes `through`.
-async fn project(url: &str, store: &PgEventStore, upcasters: Upcasters, through: &StoredEvent) {
+/// Runs `projection` in a worker over `url` with `upcasters` until its
+/// checkpoint passes `through`, then stops it.
+async fn project<P: forgeerp_infra::PgProjection>(
+    url: &str,
+    store: &PgEventStore,
+    projection: P,
+    upcasters: Upcasters,
+    through: &StoredEvent,
+) {
+    let name = projection.name().to_string();
     let worker = ProjectionWorker::spawn(
         store.pool().clone(),
         PgNotifyEventBus::new(url),
-        InventoryStockProjection,
+        projection,
         None,
         WorkerConfig {
             upcasters,
@@ -210,7 +217,7 @@ async fn project(url: &str, store: &PgEventStore, upcasters: Upcasters, through:
         },
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while ProjectionWorker::checkpoint(store.pool(), "inventory_stock", None)
+    while ProjectionWorker::checkpoint(store.pool(), &name, None)
         .await
         .unwrap()
         < through.position()
@@ -242,7 +249,14 @@ async fn projections_see_the_current_version_and_park_what_they_cannot_read() {
         .await
         .unwrap();
     let _ = stored;
-    project(&url, &store, upcasters(), &after[0]).await;
+    project(
+        &url,
+        &store,
+        InventoryStockProjection,
+        upcasters(),
+        &after[0],
+    )
+    .await;
     let stock = InventoryStockProjection::stock(store.pool(), tenant)
         .await
         .unwrap();
@@ -479,29 +493,7 @@ async fn a_projection_sees_version_1_events_through_the_whole_chain() {
         .pop()
         .unwrap();
     let seen = Recording::default();
-    let worker = ProjectionWorker::spawn(
-        store.pool().clone(),
-        PgNotifyEventBus::new(&url),
-        seen.clone(),
-        None,
-        WorkerConfig {
-            upcasters: three_steps(),
-            ..WorkerConfig::default()
-        },
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while ProjectionWorker::checkpoint(store.pool(), "recording", None)
-        .await
-        .unwrap()
-        < last.position()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    worker.shutdown().await.unwrap();
+    project(&url, &store, seen.clone(), three_steps(), &last).await;
     let seen = seen.0.lock().unwrap().clone();
     assert_eq!(
         seen,

@@ -78,13 +78,13 @@ impl EventStoreError {
     /// (a transaction conflict may be 40001 or 40P01: `40001` stands for both).
     pub fn sqlstate(&self) -> Option<&str> {
         Some(match self {
-            EventStoreError::Concurrency { .. } => "ES001",
-            EventStoreError::TenantIsolation(_) => "ES002",
-            EventStoreError::InvalidAppend(_) => "ES003",
-            EventStoreError::DuplicateEvent(_) => "ES004",
-            EventStoreError::AggregateTypeMismatch { .. } => "ES005",
-            EventStoreError::AppendOnly(_) => "ES006",
-            EventStoreError::TransactionConflict(_) => "40001",
+            EventStoreError::Concurrency { .. } => SqlState::WrongExpectedVersion.code(),
+            EventStoreError::TenantIsolation(_) => SqlState::TenantIsolation.code(),
+            EventStoreError::InvalidAppend(_) => SqlState::InvalidArgument.code(),
+            EventStoreError::DuplicateEvent(_) => SqlState::DuplicateEventId.code(),
+            EventStoreError::AggregateTypeMismatch { .. } => SqlState::AggregateTypeMismatch.code(),
+            EventStoreError::AppendOnly(_) => SqlState::AppendOnly.code(),
+            EventStoreError::TransactionConflict(_) => SqlState::SerializationFailure.code(),
             EventStoreError::Database { sqlstate, .. } => sqlstate,
             EventStoreError::Connection(_) | EventStoreError::Decode(_) => return None,
         })
