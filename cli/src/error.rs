@@ -132,3 +132,32 @@ impl From<forgeerp_infra::MigrationError> for CliError {
         CliError::failed(format!("the driver's schema: {error}"))
     }
 }
+
+impl From<forgeerp_infra::PersonalDataError> for CliError {
+    fn from(error: forgeerp_infra::PersonalDataError) -> Self {
+        use forgeerp_infra::PersonalDataError as E;
+        match error {
+            E::InvalidMasterKey(_) => CliError::usage(error.to_string()),
+            E::Database(DbFailure::Refused { sqlstate, message }) => {
+                CliError::failed(format!("key store: {message}")).with_sqlstate(&sqlstate)
+            }
+            other => CliError::failed(other.to_string()),
+        }
+    }
+}
+
+impl From<forgeerp_infra::PurgeError> for CliError {
+    fn from(error: forgeerp_infra::PurgeError) -> Self {
+        use forgeerp_infra::PurgeError as E;
+        match error {
+            E::NotPermitted(message) => CliError::failed(format!(
+                "purging a tenant needs a superuser: connect as one ({message})"
+            ))
+            .with_sqlstate("42501"),
+            E::Database(DbFailure::Refused { sqlstate, message }) => {
+                CliError::failed(format!("purge failed: {message}")).with_sqlstate(&sqlstate)
+            }
+            other => CliError::failed(other.to_string()),
+        }
+    }
+}

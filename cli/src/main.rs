@@ -9,6 +9,7 @@
 mod connect;
 mod demo;
 mod error;
+mod personal;
 mod rebuild;
 mod stats;
 mod streams;
@@ -146,6 +147,29 @@ enum Command {
         #[arg(long)]
         tenant: Option<TenantId>,
     },
+    /// Forgets one subject (a person, a customer) of a tenant: deletes its
+    /// data key, so its sealed personal fields read as "[forgotten]" from
+    /// now on. The events stay. No master key needed.
+    ForgetSubject {
+        /// The tenant (uuid).
+        #[arg(long)]
+        tenant: TenantId,
+        /// The subject, as the events name it (for example a customer id).
+        #[arg(long)]
+        subject: String,
+    },
+    /// Removes a tenant for good: its events (forgeerp.purge_tenant), read
+    /// models, checkpoints, parked events, insights, snapshots and data
+    /// keys, in one transaction. Needs a superuser; stop the tenant's
+    /// writers first.
+    PurgeTenant {
+        /// The tenant (uuid).
+        #[arg(long)]
+        tenant: TenantId,
+        /// Do it (without it, nothing is removed).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Runs the read side as a service until SIGTERM or SIGINT: the stock
     /// projection (one instance leads, others stand by) and the anomaly
     /// runner, with Prometheus metrics and a health check.
@@ -281,6 +305,10 @@ async fn run(command: Command, db: &connect::Database) -> Result<(), CliError> {
             println!("inventory_stock: {from} partition(s) -> {to}, each at {at}");
             Ok(())
         }
+        Command::ForgetSubject { tenant, subject } => {
+            personal::forget_subject(db, tenant, &subject).await
+        }
+        Command::PurgeTenant { tenant, yes } => personal::purge_tenant(db, tenant, yes).await,
         Command::Worker { .. } => unreachable!("run_worker handles it"),
     }
 }

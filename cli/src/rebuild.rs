@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub async fn run(db: &Database, tenant: Option<TenantId>) -> Result<(), CliError> {
     let store = connect(db, 2).await?;
     forgeerp_infra::migrate(store.pool()).await?;
+    let personal = crate::personal::from_env(&store)?;
     let tenants = match tenant {
         Some(tenant) => vec![tenant],
         None => {
@@ -43,7 +44,9 @@ pub async fn run(db: &Database, tenant: Option<TenantId>) -> Result<(), CliError
     );
     let mut events = 0;
     for tenant in &tenants {
-        events += InventoryStockProjection::rebuild_tenant(store.pool(), *tenant).await?;
+        events +=
+            InventoryStockProjection::rebuild_tenant_with(store.pool(), *tenant, personal.as_ref())
+                .await?;
         bar.set_message(format!("{events} events"));
         bar.inc(1);
     }

@@ -29,7 +29,9 @@ pub async fn append(
 /// Prints every event of one stream.
 pub async fn load(db: &Database, tenant: TenantId, aggregate: AggregateId) -> Result<(), CliError> {
     let store = connect(db, 1).await?;
-    for event in store.load_stream(tenant, aggregate).await? {
+    let personal = crate::personal::from_env(&store)?;
+    let events = store.load_stream(tenant, aggregate).await?;
+    for event in crate::personal::opened(personal.as_ref(), events).await? {
         print_event(event)?;
     }
     Ok(())

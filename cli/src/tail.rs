@@ -54,7 +54,7 @@ pub async fn run(
         Start::Beginning => saved.unwrap_or_default(),
         Start::Now => now(&store).await?,
     };
-    drop(store);
+    let personal = crate::personal::from_env(&store)?;
     let bus = db.bus().with_config(SubscriptionConfig {
         give_up_after: Some(give_up_after),
         ..SubscriptionConfig::default()
@@ -71,7 +71,9 @@ pub async fn run(
             break;
         };
         let position = event.position();
-        print_event(event)?;
+        for event in crate::personal::opened(personal.as_ref(), vec![event]).await? {
+            print_event(event)?;
+        }
         printed += 1;
         if let Some(path) = &checkpoint {
             std::fs::write(path, format!("{position}\n")).map_err(|e| {

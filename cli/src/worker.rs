@@ -142,6 +142,7 @@ pub async fn run(db: &Database, config: WorkerFile) -> Result<(), CliError> {
         batch_size: config.stock_projection.batch_size.max(1),
         standby_poll: Duration::from_millis(config.stock_projection.standby_poll_millis.max(10)),
         upcasters: forgeerp_infra::inventory::upcasters(),
+        personal_data: crate::personal::from_env(&store)?,
         ..WorkerConfig::default()
     };
     let tenant = config.stock_projection.tenant;

@@ -1298,3 +1298,97 @@ fn load_prints_events_at_their_current_version_and_refuses_newer_ones() {
         "{said}"
     );
 }
+
+#[test]
+fn load_opens_personal_data_with_the_master_key_and_purge_tenant_needs_yes() {
+    use forgeerp_infra::{
+        EventStore, ExpectedVersion, MasterKey, PersonalData, PgKeyStore, UncommittedEvent,
+    };
+    let admin = admin();
+    let db = admin.fresh("personal", true);
+    let url = admin.url(&db);
+    assert!(forgeerp(&url, &["migrate"]).status.success());
+    let (tenant, item) = (
+        forgeerp_infra::TenantId::random(),
+        forgeerp_infra::AggregateId::random(),
+    );
+    let (master, master_text) = MasterKey::generate();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = forgeerp_infra::PgEventStore::connect(&url, 2).unwrap();
+        let personal = PersonalData::new(
+            forgeerp_infra::inventory::personal_data_policy(),
+            PgKeyStore::new(store.pool().clone()),
+            master,
+        );
+        let mut events = vec![UncommittedEvent::new(
+            tenant,
+            "inventory.item",
+            item,
+            "CustomItemCreated",
+            serde_json::json!({"sku": "R-1", "name": "Ring for Jane Doe", "customer_id": "c-jane"}),
+        )];
+        personal.seal(&mut events).await.unwrap();
+        store
+            .append(events, ExpectedVersion::NoStream)
+            .await
+            .unwrap();
+    });
+    let (tenant, item) = (tenant.to_string(), item.to_string());
+    let load = |key: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_forgeerp"));
+        command
+            .args(["load", "--tenant", &tenant, "--aggregate", &item])
+            .env("DATABASE_URL", &url);
+        match key {
+            Some(key) => command.env("FORGEERP_MASTER_KEY", key),
+            None => command.env_remove("FORGEERP_MASTER_KEY"),
+        };
+        command.output().unwrap()
+    };
+    let sealed = text(&load(None).stdout);
+    assert!(
+        sealed.contains("forgeerp:sealed") && !sealed.contains("Jane"),
+        "{sealed}"
+    );
+    let clear = text(&load(Some(&master_text)).stdout);
+    assert!(clear.contains("Ring for Jane Doe"), "{clear}");
+    let wrong = load(Some(&MasterKey::generate().1));
+    assert_one_clear_line(&wrong, 1, "wrong master key");
+    assert_one_clear_line(&load(Some("short")), 2, "FORGEERP_MASTER_KEY");
+
+    let forgot = forgeerp(
+        &url,
+        &["forget-subject", "--tenant", &tenant, "--subject", "c-jane"],
+    );
+    assert!(
+        text(&forgot.stdout).contains("forgotten"),
+        "{}",
+        text(&forgot.stderr)
+    );
+    let again = forgeerp(
+        &url,
+        &["forget-subject", "--tenant", &tenant, "--subject", "c-jane"],
+    );
+    assert!(text(&again.stdout).contains("nothing to forget"));
+    let redacted = text(&load(Some(&master_text)).stdout);
+    assert!(
+        redacted.contains("\"name\":\"[forgotten]\"") && !redacted.contains("Jane"),
+        "{redacted}"
+    );
+
+    let refused = forgeerp(&url, &["purge-tenant", "--tenant", &tenant]);
+    assert_one_clear_line(&refused, 2, "pass --yes");
+    assert!(
+        !text(&load(None).stdout).is_empty(),
+        "nothing removed without --yes"
+    );
+    let purged = forgeerp(&url, &["purge-tenant", "--tenant", &tenant, "--yes"]);
+    assert!(purged.status.success(), "{}", text(&purged.stderr));
+    let said = text(&purged.stdout);
+    assert!(
+        said.contains("purged") && said.contains("events               1"),
+        "{said}"
+    );
+    assert!(text(&load(None).stdout).is_empty());
+}

@@ -5,6 +5,7 @@ use crate::event::{DomainEvent, StoredEvent, UncommittedEvent};
 use crate::event_store::{EventStore, EventStoreError};
 use crate::expected_version::ExpectedVersion;
 use crate::ids::{AggregateId, EventId, TenantId};
+use crate::personal_data::{PersonalData, PersonalDataError};
 use crate::snapshots::{NoSnapshots, Snapshot, SnapshotPolicy, SnapshotStore};
 use crate::upcasting::{UpcastError, Upcasters};
 use serde_json::Value;
@@ -60,6 +61,10 @@ pub enum DispatchError<E: std::error::Error + 'static> {
     /// A stored event could not be brought to its current version.
     #[error(transparent)]
     Upcast(#[from] UpcastError),
+    /// Personal data could not be sealed (before the append: nothing was
+    /// appended) or opened.
+    #[error(transparent)]
+    PersonalData(#[from] PersonalDataError),
 }
 
 /// What a dispatched command did.
@@ -98,6 +103,7 @@ pub struct CommandDispatcher<S, N = NoSnapshots> {
     upcasters: Upcasters,
     snapshots: N,
     policy: SnapshotPolicy,
+    personal_data: Option<PersonalData>,
 }
 
 impl<S: EventStore> CommandDispatcher<S> {
@@ -114,6 +120,7 @@ impl<S: EventStore> CommandDispatcher<S> {
                 every: None,
                 replayed_more_than: None,
             },
+            personal_data: None,
         }
     }
 }
@@ -133,7 +140,19 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
             upcasters: self.upcasters,
             snapshots,
             policy,
+            personal_data: self.personal_data,
         }
+    }
+
+    /// The same dispatcher sealing the declared personal fields of new
+    /// events before they are appended, and opening sealed fields of every
+    /// event it reads (a forgotten subject's read back as
+    /// [`crate::personal_data::FORGOTTEN`]). An aggregate whose events carry
+    /// sealed fields is neither cached nor snapshotted: its state may hold
+    /// personal data, and forgetting must leave no copy behind.
+    pub fn with_personal_data(mut self, personal_data: PersonalData) -> Self {
+        self.personal_data = Some(personal_data);
+        self
     }
 
     /// The same dispatcher reading old event versions through `upcasters`
@@ -168,27 +187,47 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
         tenant_id: TenantId,
         aggregate_id: AggregateId,
     ) -> Result<(A, u64), DispatchError<A::Error>> {
-        let (state, version, _) = self.load_counting::<A>(tenant_id, aggregate_id).await?;
+        let (state, version, _, _) = self.load_counting::<A>(tenant_id, aggregate_id).await?;
         Ok((state, version))
     }
 
-    /// [`Self::load`], with how many events it replayed; a long replay is
-    /// snapshotted when the policy says so.
+    /// `stored` with its sealed fields opened, and whether it had any.
+    async fn opened(
+        &self,
+        stored: Vec<StoredEvent>,
+    ) -> Result<(Vec<StoredEvent>, bool), PersonalDataError> {
+        match &self.personal_data {
+            None => Ok((stored, false)),
+            Some(personal) => {
+                let (events, sealed) = personal.open_counting(stored).await?;
+                Ok((events, sealed > 0))
+            }
+        }
+    }
+
+    /// [`Self::load`], with how many events it replayed and whether they
+    /// carried personal data; a long replay without any is snapshotted when
+    /// the policy says so.
     async fn load_counting<A: Aggregate>(
         &self,
         tenant_id: TenantId,
         aggregate_id: AggregateId,
-    ) -> Result<(A, u64, u64), DispatchError<A::Error>> {
+    ) -> Result<(A, u64, u64, bool), DispatchError<A::Error>> {
         let (state, from, tail) = self.latest_snapshot::<A>(tenant_id, aggregate_id).await;
-        let (state, version) = match tail {
-            Some(stored) => self.follow_on(tenant_id, aggregate_id, state, from, stored)?,
+        let (state, version, personal) = match tail {
+            Some(stored) => {
+                let (stored, personal) = self.opened(stored).await?;
+                let (state, version) =
+                    self.follow_on(tenant_id, aggregate_id, state, from, stored, personal)?;
+                (state, version, personal)
+            }
             None => self.catch_up(tenant_id, aggregate_id, state, from).await?,
         };
         let replayed = version - from;
-        if self.policy.wants(version, 0, replayed) {
+        if !personal && self.policy.wants(version, 0, replayed) {
             self.take_snapshot(tenant_id, aggregate_id, &state, version);
         }
-        Ok((state, version, replayed))
+        Ok((state, version, replayed, personal))
     }
 
     /// The state of the aggregate's latest snapshot of its current state
@@ -255,23 +294,27 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
         });
     }
 
-    /// Applies the events after `version` to `state`, checking that they follow on.
+    /// Applies the events after `version` to `state`, checking that they
+    /// follow on; and whether they carried personal data.
     async fn catch_up<A: Aggregate>(
         &self,
         tenant_id: TenantId,
         aggregate_id: AggregateId,
         state: A,
         version: u64,
-    ) -> Result<(A, u64), DispatchError<A::Error>> {
+    ) -> Result<(A, u64, bool), DispatchError<A::Error>> {
         let stored = self
             .store
             .load_stream_from(tenant_id, aggregate_id, version + 1)
             .await?;
-        self.follow_on(tenant_id, aggregate_id, state, version, stored)
+        let (stored, personal) = self.opened(stored).await?;
+        let (state, version) =
+            self.follow_on(tenant_id, aggregate_id, state, version, stored, personal)?;
+        Ok((state, version, personal))
     }
 
-    /// Applies `stored`, the events after `version`, to `state`, checking
-    /// that they follow on.
+    /// Applies `stored`, the events after `version` (opened), to `state`,
+    /// checking that they follow on; caches the result unless `personal`.
     fn follow_on<A: Aggregate>(
         &self,
         tenant_id: TenantId,
@@ -279,12 +322,17 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
         state: A,
         version: u64,
         stored: Vec<StoredEvent>,
+        personal: bool,
     ) -> Result<(A, u64), DispatchError<A::Error>> {
         let stored = self.upcasters.upcast_all(stored)?;
         let events = check_stream::<A>(tenant_id, aggregate_id, version, &stored)?;
         let version = version + events.len() as u64;
         let state = events.iter().fold(state, |state, event| state.apply(event));
-        self.cache.put(tenant_id, aggregate_id, &state, version);
+        if personal {
+            self.cache.forget(tenant_id, aggregate_id);
+        } else {
+            self.cache.put(tenant_id, aggregate_id, &state, version);
+        }
         Ok((state, version))
     }
 
@@ -345,6 +393,7 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
     ) -> Result<Option<Dispatched<A>>, DispatchError<A::Error>> {
         let first = EventId::of_command(tenant_id, command_id, 0);
         let stored = self.store.load_stream(tenant_id, aggregate_id).await?;
+        let (stored, personal) = self.opened(stored).await?;
         let Some(start) = stored.iter().position(|e| e.event_id == first) else {
             return Ok(None);
         };
@@ -357,7 +406,8 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
             .map(|(_, e)| e.clone())
             .collect();
         // The current state, from the stream just read (no second load).
-        let (state, _) = self.follow_on(tenant_id, aggregate_id, A::default(), 0, stored)?;
+        let (state, _) =
+            self.follow_on(tenant_id, aggregate_id, A::default(), 0, stored, personal)?;
         Ok(Some(Dispatched {
             state,
             events,
@@ -376,12 +426,14 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
     ) -> Result<Dispatched<A>, DispatchError<A::Error>> {
         let span = tracing::info_span!("command", tenant = %tenant_id, aggregate = %aggregate_id, aggregate_type = A::AGGREGATE_TYPE);
         async {
-            let (mut state, mut version, mut fresh) =
+            // Whether the state rests on personal data: then it is not kept.
+            let (mut state, mut version, mut fresh, mut personal) =
                 match self.cache.get::<A>(tenant_id, aggregate_id) {
-                    Some((state, version)) => (state, version, false),
+                    Some((state, version)) => (state, version, false, false),
                     None => {
-                        let (state, version) = self.load::<A>(tenant_id, aggregate_id).await?;
-                        (state, version, true)
+                        let (state, version, _, personal) =
+                            self.load_counting::<A>(tenant_id, aggregate_id).await?;
+                        (state, version, true, personal)
                     }
                 };
             let mut attempts = 1;
@@ -390,9 +442,11 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
                     Ok(decided) => decided,
                     // A refusal must rest on the current state, not a cached one.
                     Err(_) if !fresh => {
-                        (state, version) = self
+                        let caught_up;
+                        (state, version, caught_up) = self
                             .catch_up(tenant_id, aggregate_id, state, version)
                             .await?;
+                        personal |= caught_up;
                         fresh = true;
                         continue;
                     }
@@ -422,7 +476,7 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
                         repeated: false,
                     });
                 }
-                let uncommitted = decided
+                let mut uncommitted = decided
                     .iter()
                     .enumerate()
                     .map(|(index, event)| {
@@ -443,6 +497,17 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
                         })
                     })
                     .collect::<Result<Vec<_>, EventStoreError>>()?;
+                // The payloads as decided, for the reply: the store keeps
+                // (and answers with) them sealed.
+                let mut clear = None;
+                if let Some(data) = &self.personal_data {
+                    let payloads: Vec<Value> =
+                        uncommitted.iter().map(|e| e.payload.clone()).collect();
+                    if data.seal(&mut uncommitted).await? > 0 {
+                        clear = Some(payloads);
+                    }
+                }
+                let sealed = clear.is_some();
                 let sent_at = uncommitted[0].occurred_at;
                 match self
                     .store
@@ -471,15 +536,24 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
                             repeated: true,
                         });
                     }
-                    Ok(stored) => {
+                    Ok(mut stored) => {
                         let state = decided
                             .iter()
                             .fold(state, |state, event| state.apply(event));
                         let now = version + stored.len() as u64;
-                        self.cache.put(tenant_id, aggregate_id, &state, now);
-                        // A long replay was snapshotted by the load already.
-                        if self.policy.wants(now, stored.len() as u64, 0) {
-                            self.take_snapshot(tenant_id, aggregate_id, &state, now);
+                        if personal || sealed {
+                            self.cache.forget(tenant_id, aggregate_id);
+                        } else {
+                            self.cache.put(tenant_id, aggregate_id, &state, now);
+                            // A long replay was snapshotted by the load already.
+                            if self.policy.wants(now, stored.len() as u64, 0) {
+                                self.take_snapshot(tenant_id, aggregate_id, &state, now);
+                            }
+                        }
+                        if let Some(payloads) = clear {
+                            for (event, payload) in stored.iter_mut().zip(payloads) {
+                                event.payload = payload;
+                            }
                         }
                         let (events, repeated) = match command_id {
                             // Another process may have appended the same
@@ -492,6 +566,7 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
                                     .load_stream_from(tenant_id, aggregate_id, version + 1)
                                     .await?;
                                 events.truncate(stored.len());
+                                let (events, _) = self.opened(events).await?;
                                 let repeated =
                                     events.first().is_some_and(|e| e.occurred_at != sent_at);
                                 (events, repeated)
@@ -533,9 +608,11 @@ impl<S: EventStore, N: SnapshotStore> CommandDispatcher<S, N> {
                         return Err(error.into());
                     }
                 }
-                (state, version) = self
+                let caught_up;
+                (state, version, caught_up) = self
                     .catch_up(tenant_id, aggregate_id, state, version)
                     .await?;
+                personal |= caught_up;
                 fresh = true;
             }
         }

@@ -47,6 +47,8 @@ pub mod expected_version;
 pub mod ids;
 pub mod inventory;
 pub mod migrations;
+pub mod offboarding;
+pub mod personal_data;
 pub mod projections;
 pub mod read_model;
 pub mod snapshots;
@@ -77,6 +79,11 @@ pub use inventory::insight_sink::{AiInsight, AiInsightSink, InMemoryInsightSink,
 pub use inventory::stock_projection::{InventoryStockProjection, StockLevel, StockPoint};
 pub use inventory::stock_reader::InventoryStockReader;
 pub use migrations::{migrate, Migration, MigrationError, MigrationReport};
+pub use offboarding::{purge_tenant, PurgeError, TenantPurge};
+pub use personal_data::{
+    Forgotten, InMemoryKeyStore, KeyStore, MasterKey, PersonalData, PersonalDataError,
+    PersonalDataPolicy, PgKeyStore, Rotation, FORGOTTEN,
+};
 pub use read_model::tenant_store::{
     InMemoryTenantStore, PgTenantStore, ReadModelError, TenantStore,
 };

@@ -61,6 +61,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "snapshots",
         sql: include_str!("../sql/migrations/0006_snapshots.sql"),
     },
+    Migration {
+        version: 7,
+        name: "subject_keys",
+        sql: include_str!("../sql/migrations/0007_subject_keys.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "purged_tenants",
+        sql: include_str!("../sql/migrations/0008_purged_tenants.sql"),
+    },
 ];
 
 /// Why the schema could not be brought up to date.

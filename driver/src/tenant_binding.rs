@@ -118,3 +118,47 @@ where
     })
     .await
 }
+
+/// One simple-protocol request of two statements, `forgeerp.bind_tenant`
+/// then `statement`, which PostgreSQL runs as one implicit transaction: the
+/// binding holds for the statement and ends with it, an error rolls both
+/// back, and it is one round trip. `statement`'s values are inlined
+/// ([`sql_literal`], [`inline`]). Its first message is `bind_tenant`'s row.
+pub(crate) async fn simple_bound(
+    client: &tokio_postgres::Client,
+    tenant_id: TenantId,
+    statement: &str,
+) -> Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error> {
+    let request = format!(
+        "SELECT forgeerp.bind_tenant('{}');\n{statement}",
+        tenant_id.as_uuid()
+    );
+    client.simple_query(&request).await
+}
+
+/// `text` as an SQL string literal (standard_conforming_strings: only the
+/// quote is special), or None when it holds a NUL, which no text can.
+pub(crate) fn sql_literal(text: &str) -> Option<String> {
+    (!text.contains('\0')).then(|| format!("'{}'", text.replace('\'', "''")))
+}
+
+/// `sql` with its parameters `$1`, `$2`, … replaced by `values` (SQL
+/// literals), in one pass: a value is never scanned for parameters again.
+pub(crate) fn inline(sql: &str, values: &[String]) -> String {
+    let mut out = String::with_capacity(sql.len() + values.iter().map(String::len).sum::<usize>());
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .count();
+        match rest[at + 1..at + 1 + digits].parse::<usize>() {
+            Ok(n) if (1..=values.len()).contains(&n) => out.push_str(&values[n - 1]),
+            _ => out.push_str(&rest[at..at + 1 + digits]),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -319,7 +319,7 @@ async fn every_policy_asks_the_one_binding_rule() {
     let policies = client
         .query(
             "SELECT tablename::text, qual, with_check FROM pg_policies
-              WHERE schemaname IN ('forgeerp_read', 'forgeerp_inventory') ORDER BY tablename",
+              WHERE schemaname IN ('forgeerp_read', 'forgeerp_inventory', 'forgeerp_keys') ORDER BY tablename",
             &[],
         )
         .await
@@ -333,7 +333,8 @@ async fn every_policy_asks_the_one_binding_rule() {
             "entries",
             "parked_events",
             "snapshots",
-            "stock_history_runs"
+            "stock_history_runs",
+            "subject_keys"
         ]
     );
     for row in &policies {

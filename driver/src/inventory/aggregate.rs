@@ -20,6 +20,17 @@ pub enum InventoryCommand {
         /// Human-readable name.
         name: String,
     },
+    /// Start tracking an item made to order for one customer, whose name
+    /// the item's name may carry: personal data of that customer (see
+    /// [`crate::inventory::personal_data_policy`]).
+    CreateCustomItem {
+        /// Stock-keeping unit.
+        sku: String,
+        /// Human-readable name, e.g. `Engraved ring for Jane Doe`.
+        name: String,
+        /// The customer it is made for.
+        customer_id: String,
+    },
     /// Goods arrived.
     ReceiveStock {
         /// Units received (positive).
@@ -69,6 +80,16 @@ pub enum InventoryEvent {
         /// Human-readable name.
         name: String,
     },
+    /// An item made to order for one customer exists. Its `name` is that
+    /// customer's personal data.
+    CustomItemCreated {
+        /// Stock-keeping unit.
+        sku: String,
+        /// Human-readable name.
+        name: String,
+        /// The customer it is made for: the subject of `name`.
+        customer_id: String,
+    },
     /// Stock arrived. Version 2 (version 1 had no `lot`; it reads back with
     /// `"lot": null`, see [`upcasters`]).
     StockReceived {
@@ -109,6 +130,7 @@ impl DomainEvent for InventoryEvent {
     fn event_type(&self) -> &'static str {
         match self {
             InventoryEvent::ItemCreated { .. } => "ItemCreated",
+            InventoryEvent::CustomItemCreated { .. } => "CustomItemCreated",
             InventoryEvent::StockReceived { .. } => "StockReceived",
             InventoryEvent::StockAdjusted { .. } => "StockAdjusted",
             InventoryEvent::StockReserved { .. } => "StockReserved",
@@ -126,6 +148,7 @@ impl DomainEvent for InventoryEvent {
 pub fn upcasters() -> Upcasters {
     Upcasters::builder()
         .declare("ItemCreated")
+        .declare("CustomItemCreated")
         .step("StockReceived", 1, |mut payload| {
             let fields = payload
                 .as_object_mut()
@@ -252,7 +275,7 @@ impl Aggregate for InventoryItem {
     fn handle(&self, command: &InventoryCommand) -> Result<Vec<InventoryEvent>, InventoryError> {
         use InventoryCommand as C;
         use InventoryEvent as E;
-        if let C::CreateItem { sku, name } = command {
+        if let C::CreateItem { sku, name } | C::CreateCustomItem { sku, name, .. } = command {
             if let Some(existing) = &self.sku {
                 return Err(InventoryError::AlreadyCreated {
                     sku: existing.clone(),
@@ -261,14 +284,21 @@ impl Aggregate for InventoryItem {
             if sku.trim().is_empty() || name.trim().is_empty() {
                 return Err(InventoryError::MissingSkuOrName);
             }
-            return Ok(vec![E::ItemCreated {
-                sku: sku.clone(),
-                name: name.clone(),
+            return Ok(vec![match command {
+                C::CreateCustomItem { customer_id, .. } => E::CustomItemCreated {
+                    sku: sku.clone(),
+                    name: name.clone(),
+                    customer_id: customer_id.clone(),
+                },
+                _ => E::ItemCreated {
+                    sku: sku.clone(),
+                    name: name.clone(),
+                },
             }]);
         }
         self.live()?;
         Ok(vec![match command {
-            C::CreateItem { .. } => unreachable!("handled above"),
+            C::CreateItem { .. } | C::CreateCustomItem { .. } => unreachable!("handled above"),
             C::ReceiveStock { quantity } => E::StockReceived {
                 quantity: positive(*quantity)?,
                 lot: None,
@@ -328,7 +358,8 @@ impl Aggregate for InventoryItem {
 
     fn apply(mut self, event: &InventoryEvent) -> Self {
         match event {
-            InventoryEvent::ItemCreated { sku, name } => {
+            InventoryEvent::ItemCreated { sku, name }
+            | InventoryEvent::CustomItemCreated { sku, name, .. } => {
                 self.sku = Some(sku.clone());
                 self.name = name.clone();
             }

@@ -30,3 +30,15 @@ pub mod stock_projection;
 pub mod stock_reader;
 
 pub use aggregate::{upcasters, InventoryCommand, InventoryError, InventoryEvent, InventoryItem};
+
+/// The inventory's personal data: the name of an item made to order
+/// ([`InventoryEvent::CustomItemCreated`]) belongs to its customer. Give it
+/// to [`crate::personal_data::PersonalData`] for the dispatcher, the
+/// projection workers and the CLI.
+pub fn personal_data_policy() -> crate::personal_data::PersonalDataPolicy {
+    crate::personal_data::PersonalDataPolicy::new().declare(
+        "CustomItemCreated",
+        "customer_id",
+        &["name"],
+    )
+}

@@ -13,6 +13,7 @@ use crate::event::{DomainEvent, FeedPosition, StoredEvent};
 use crate::event_store::postgres::{row_to_event, FeedPage};
 use crate::ids::{AggregateId, TenantId};
 use crate::inventory::{InventoryEvent, InventoryItem};
+use crate::personal_data::PersonalData;
 use crate::read_model::tenant_store::{PgTenantStore, ReadModelError, TenantStore};
 use crate::tenant_binding::{begin_bound, query_bound, Access};
 use crate::workers::projection_worker::{PgProjection, ProjectionError, ProjectionWorker};
@@ -198,11 +199,24 @@ impl InventoryStockProjection {
     }
 
     /// Throws away `tenant_id`'s stock and history and replays its events:
-    /// the result equals what the live projection built. The tenant's
+    /// the result equals what the live projection built. Its anomaly
+    /// insights take their items' names from the rebuilt stock. The tenant's
     /// checkpoints move to the last event replayed, in the same transaction.
     /// Returns the events applied; an event that cannot be applied is
     /// [`ProjectionError::CannotApply`], naming it, and changes nothing.
     pub async fn rebuild_tenant(pool: &Pool, tenant_id: TenantId) -> Result<u64, ProjectionError> {
+        Self::rebuild_tenant_with(pool, tenant_id, None).await
+    }
+
+    /// [`Self::rebuild_tenant`], opening sealed personal fields with
+    /// `personal_data` first (as a worker with it does): after a subject is
+    /// forgotten, the rebuilt read model holds [`crate::personal_data::FORGOTTEN`]
+    /// where it held the subject's data.
+    pub async fn rebuild_tenant_with(
+        pool: &Pool,
+        tenant_id: TenantId,
+        personal_data: Option<&PersonalData>,
+    ) -> Result<u64, ProjectionError> {
         let mut client = pool.get().await?;
         let tx = begin_bound(&mut client, tenant_id, Access::ReadWrite).await?;
         tx.execute(
@@ -228,6 +242,10 @@ impl InventoryStockProjection {
             if let Some(last) = events.last() {
                 after = last.position();
             }
+            let events = match personal_data {
+                Some(personal) => personal.open(events).await?,
+                None => events,
+            };
             // The page as one batch; where it cannot be (a stream's events out
             // of feed order), event by event, which heals the gap.
             tx.batch_execute("SAVEPOINT page").await?;
@@ -254,6 +272,11 @@ impl InventoryStockProjection {
                 break;
             }
         }
+        tx.execute(
+            include_str!("../../sql/inventory/insights_rename_from_stock.sql"),
+            &[&MODEL, &tenant_id.as_uuid()],
+        )
+        .await?;
         // Workers of this tenant go on from where the rebuild read to.
         ProjectionWorker::reset_checkpoints(&tx, MODEL, Some(tenant_id), after).await?;
         tx.commit().await?;

@@ -16,6 +16,7 @@
 use super::{Snapshot, SnapshotError, SnapshotStore};
 use crate::event::StoredEvent;
 use crate::ids::{AggregateId, TenantId};
+use crate::tenant_binding::{inline, simple_bound, sql_literal};
 use deadpool_postgres::Pool;
 use tokio_postgres::SimpleQueryMessage;
 
@@ -38,44 +39,13 @@ impl PgSnapshotStore {
         statement: String,
     ) -> Result<Vec<SimpleQueryMessage>, SnapshotError> {
         let client = self.pool.get().await?;
-        let request = format!(
-            "SELECT forgeerp.bind_tenant('{}');\n{statement}",
-            tenant_id.as_uuid()
-        );
-        Ok(client.simple_query(&request).await?)
+        Ok(simple_bound(&client, tenant_id, &statement).await?)
     }
 }
 
-/// `text` as an SQL string literal (standard_conforming_strings: only the
-/// quote is special).
+/// `text` as an SQL string literal.
 fn literal(text: &str) -> Result<String, SnapshotError> {
-    if text.contains('\0') {
-        return Err(SnapshotError(
-            "a snapshot cannot hold a NUL character".into(),
-        ));
-    }
-    Ok(format!("'{}'", text.replace('\'', "''")))
-}
-
-/// `sql` with its parameters `$1`, `$2`, … replaced by `values` (SQL
-/// literals), in one pass: a value is never scanned for parameters again.
-fn inline(sql: &str, values: &[String]) -> String {
-    let mut out = String::with_capacity(sql.len() + values.iter().map(String::len).sum::<usize>());
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let digits = rest[at + 1..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .count();
-        match rest[at + 1..at + 1 + digits].parse::<usize>() {
-            Ok(n) if (1..=values.len()).contains(&n) => out.push_str(&values[n - 1]),
-            _ => out.push_str(&rest[at..at + 1 + digits]),
-        }
-        rest = &rest[at + 1 + digits..];
-    }
-    out.push_str(rest);
-    out
+    sql_literal(text).ok_or_else(|| SnapshotError("a snapshot cannot hold a NUL character".into()))
 }
 
 impl SnapshotStore for PgSnapshotStore {

@@ -13,9 +13,11 @@
 use crate::event::{FeedPosition, StoredEvent};
 use crate::event_bus::{EventBus, Subscription};
 use crate::ids::TenantId;
+use crate::personal_data::{PersonalData, PersonalDataError};
 use crate::tenant_binding::{begin_bound, switch_tenant, Access};
 use crate::upcasting::{UpcastError, Upcasters};
 use deadpool_postgres::Pool;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -56,6 +58,10 @@ pub enum ProjectionError {
     /// An event could not be brought to its current version (it is parked).
     #[error(transparent)]
     Upcast(#[from] UpcastError),
+    /// The events' sealed fields could not be opened (a wrong master key,
+    /// the key store unreachable): nothing of the batch was applied.
+    #[error(transparent)]
+    PersonalData(#[from] PersonalDataError),
     /// One event could not be applied (by a rebuild): which, and why.
     #[error("cannot apply event {sequence_number} of stream {aggregate_id} of tenant {tenant_id}: {reason}")]
     CannotApply {
@@ -129,6 +135,10 @@ pub struct WorkerConfig {
     /// sees it; an event it cannot read is parked. Default: none (events
     /// as stored).
     pub upcasters: Upcasters,
+    /// Opens the sealed personal fields of each event (before upcasting);
+    /// a forgotten subject's read as [`crate::personal_data::FORGOTTEN`].
+    /// Default: none (sealed fields reach the projection as stored).
+    pub personal_data: Option<PersonalData>,
 }
 
 impl Default for WorkerConfig {
@@ -141,6 +151,7 @@ impl Default for WorkerConfig {
             standby_poll: Duration::from_millis(500),
             partition: Partition::WHOLE,
             upcasters: Upcasters::none(),
+            personal_data: None,
         }
     }
 }
@@ -640,6 +651,10 @@ impl<P: PgProjection> Applier<'_, P> {
         if batch.is_empty() {
             return pass_over(pool, projection.name(), slice, from, through).await;
         }
+        let batch = match &self.config.personal_data {
+            Some(personal) => personal.open(batch).await?,
+            None => batch,
+        };
         // Every event at its current version; one that cannot be brought
         // there is parked, like an event the projection keeps failing on.
         // (the event, at its current version when it has no error)
@@ -672,12 +687,31 @@ impl<P: PgProjection> Applier<'_, P> {
             }
             return Ok(());
         }
-        let batch: Vec<StoredEvent> = upcast.into_iter().map(|(event, _)| event).collect();
+        let mut batch: Vec<StoredEvent> = upcast.into_iter().map(|(event, _)| event).collect();
         if batch.len() > 1 {
-            match apply_batch_once(pool, projection, slice, from, &batch, through).await {
-                Ok(()) => {
+            let mut outcome =
+                apply_batch_once(pool, projection, slice, from, &batch, through).await;
+            if let Ok(Applied::Purged(heads)) = &outcome {
+                // A tenant purged while this batch was on its way: its
+                // events go, the others apply.
+                batch.retain(|event| !is_purged(event, heads));
+                outcome = match batch.is_empty() {
+                    true => pass_over(pool, projection.name(), slice, from, through)
+                        .await
+                        .map(|()| Applied::Done),
+                    false => apply_batch_once(pool, projection, slice, from, &batch, through).await,
+                };
+            }
+            match outcome {
+                Ok(Applied::Done) => {
                     applied(projection, slice, &batch);
                     return Ok(());
+                }
+                Ok(Applied::Purged(_)) => {
+                    tracing::warn!(
+                        events = batch.len(),
+                        "tenants purged again during the batch; applying its events one by one"
+                    )
                 }
                 Err(moved @ ProjectionError::CheckpointMoved(_)) => return Err(moved),
                 Err(error) => {
@@ -778,8 +812,54 @@ fn applied<P: PgProjection>(projection: &P, slice: Slice, events: &[StoredEvent]
     metrics::counter!("forgeerp_projection_batches_total", "projection" => name, "partition" => partition).increment(1);
 }
 
+/// Whether a transaction applied its events, or found that some of their
+/// tenants were purged meanwhile (then it rolled back).
+enum Applied {
+    Done,
+    /// The purged tenants and the feed's head at their purge.
+    Purged(HashMap<uuid::Uuid, FeedPosition>),
+}
+
+/// The feed heads of the purges of `batch`'s tenants, read after the
+/// checkpoint's lock (the driver's purge takes it too), so every purge
+/// committed before this transaction could move the checkpoint is seen.
+async fn purge_heads(
+    tx: &tokio_postgres::Transaction<'_>,
+    batch: &[StoredEvent],
+) -> Result<HashMap<uuid::Uuid, FeedPosition>, ProjectionError> {
+    let mut tenants: Vec<uuid::Uuid> = batch.iter().map(|e| e.tenant_id.as_uuid()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let rows = tx
+        .query(
+            "SELECT tenant_id, transaction_id, global_position FROM forgeerp_read.purged_tenants WHERE tenant_id = ANY($1)",
+            &[&tenants],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            (
+                row.get(0),
+                FeedPosition {
+                    transaction_id: row.get(1),
+                    global_position: row.get(2),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Whether `event` was removed by a purge of its tenant (at or before its head).
+fn is_purged(event: &StoredEvent, heads: &HashMap<uuid::Uuid, FeedPosition>) -> bool {
+    heads
+        .get(&event.tenant_id.as_uuid())
+        .is_some_and(|head| event.position() <= *head)
+}
+
 /// A batch in one transaction: per run of one tenant, point the binding at
-/// that tenant and apply the run; then save the checkpoint once.
+/// that tenant and apply the run; then save the checkpoint once. Rolled
+/// back, as [`Applied::Purged`], when a tenant of the batch was purged.
 async fn apply_batch_once<P: PgProjection>(
     pool: &Pool,
     projection: &P,
@@ -787,18 +867,17 @@ async fn apply_batch_once<P: PgProjection>(
     from: FeedPosition,
     batch: &[StoredEvent],
     through: FeedPosition,
-) -> Result<(), ProjectionError> {
+) -> Result<Applied, ProjectionError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     // The checkpoint goes out with the first run: it is independent of the
-    // projection's statements and commits (or not) with them.
-    let mut checkpoint = Some(save_checkpoint(
-        &tx,
-        projection.name(),
-        slice,
-        from,
-        through,
-    ));
+    // projection's statements and commits (or not) with them. The purges
+    // are read once it has its lock (a purge holds it until it commits).
+    let mut checkpoint = Some(async {
+        save_checkpoint(&tx, projection.name(), slice, from, through).await?;
+        purge_heads(&tx, batch).await
+    });
+    let mut heads = HashMap::new();
     for run in batch.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
         // The worker is trusted code moving between tenants on purpose, which
         // `bind_tenant` (one tenant per transaction) would refuse.
@@ -812,15 +891,21 @@ async fn apply_batch_once<P: PgProjection>(
         };
         let saved = async {
             match checkpoint.take() {
-                Some(save) => save.await,
-                None => Ok(()),
+                Some(save) => save.await.map(Some),
+                None => Ok(None),
             }
         };
-        tokio::try_join!(bind, projection.apply_batch(&tx, run), saved)?;
+        let ((), (), found) = tokio::try_join!(bind, projection.apply_batch(&tx, run), saved)?;
+        if let Some(found) = found {
+            heads = found;
+        }
     }
     drop(checkpoint);
+    if batch.iter().any(|event| is_purged(event, &heads)) {
+        return Ok(Applied::Purged(heads));
+    }
     tx.commit().await?;
-    Ok(())
+    Ok(Applied::Done)
 }
 
 /// Moves the checkpoint from `from` (where this worker read it) to `to`,
@@ -862,8 +947,21 @@ async fn apply_once<P: PgProjection>(
 ) -> Result<(), ProjectionError> {
     let mut client = pool.get().await?;
     let tx = begin_bound(&mut client, event.tenant_id, Access::ReadWrite).await?;
+    // Purged before it came here (its stream's earlier events are gone, so
+    // the projection could only fail on it): the checkpoint moves past it.
+    if is_purged(event, &purge_heads(&tx, std::slice::from_ref(event)).await?) {
+        drop(tx);
+        drop(client);
+        return pass_over(pool, projection.name(), slice, from, event.position()).await;
+    }
     projection.apply(&tx, event).await?;
     save_checkpoint(&tx, projection.name(), slice, from, event.position()).await?;
+    // Purged while on its way: undone, and only the checkpoint moves past it.
+    if is_purged(event, &purge_heads(&tx, std::slice::from_ref(event)).await?) {
+        drop(tx);
+        drop(client);
+        return pass_over(pool, projection.name(), slice, from, event.position()).await;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -899,6 +997,11 @@ async fn park<P: PgProjection>(
     )
     .await?;
     save_checkpoint(&tx, projection.name(), slice, from, event.position()).await?;
+    if is_purged(event, &purge_heads(&tx, std::slice::from_ref(event)).await?) {
+        drop(tx);
+        drop(client);
+        return pass_over(pool, projection.name(), slice, from, event.position()).await;
+    }
     tx.commit().await?;
     Ok(())
 }
