@@ -75,24 +75,6 @@ pub async fn run(db: &Database) -> Result<(), CliError> {
         },
     ];
 
-    // The read side, live: the stock projection, which wakes the anomaly runner.
-    let runner = InventoryAnomalyRunner::spawn(
-        InventoryStockReader::new(store.pool().clone()),
-        PgInsightSink::new(store.pool().clone()),
-        AnomalyDetector::default(),
-        RunnerConfig {
-            coalesce: Duration::from_millis(300),
-            ..RunnerConfig::default()
-        },
-    );
-    let worker = ProjectionWorker::spawn(
-        store.pool().clone(),
-        db.bus(),
-        TriggeringProjection::new(InventoryStockProjection, runner.trigger_handle()),
-        None,
-        WorkerConfig::default(),
-    );
-
     // The write side: every command through the dispatcher.
     let mut clerk = Clerk {
         dispatcher: CommandDispatcher::new(store.clone())
@@ -162,6 +144,29 @@ pub async fn run(db: &Database) -> Result<(), CliError> {
         clerk.commands,
         clerk.refused,
         started.elapsed().as_secs_f64()
+    );
+
+    // The read side, started once the history is written: the stock
+    // projection, which wakes the anomaly runner after each batch it
+    // commits. Started during the writes, the runner would judge whatever
+    // part of the history had arrived when it woke (on a loaded machine,
+    // five days of it), and what it found then would stay among the
+    // insights: the demo's figures would depend on the machine's speed.
+    let runner = InventoryAnomalyRunner::spawn(
+        InventoryStockReader::new(store.pool().clone()),
+        PgInsightSink::new(store.pool().clone()),
+        AnomalyDetector::default(),
+        RunnerConfig {
+            coalesce: Duration::from_millis(300),
+            ..RunnerConfig::default()
+        },
+    );
+    let worker = ProjectionWorker::spawn(
+        store.pool().clone(),
+        db.bus(),
+        TriggeringProjection::new(InventoryStockProjection, runner.trigger_handle()),
+        None,
+        WorkerConfig::default(),
     );
 
     // Wait for the projection (every item at its stream's version), then for
