@@ -17,7 +17,13 @@ use forgeerp_infra::{
 use forgeerp_test_fixtures::{fresh_database, Install};
 use std::time::{Duration, Instant};
 
-const BACKLOG_STREAMS: usize = 1000;
+/// Streams of the backlog: `FORGEERP_BENCH_STREAMS`, default 1,000 (100,000 events).
+fn backlog_streams() -> usize {
+    std::env::var("FORGEERP_BENCH_STREAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
 const EVENTS_PER_STREAM: usize = 100;
 const RATE: u64 = 200;
 const LATENCY_SECONDS: u64 = 10;
@@ -103,7 +109,7 @@ async fn main() {
     let tenant = TenantId::random();
 
     // The backlog.
-    for _ in 0..BACKLOG_STREAMS {
+    for _ in 0..backlog_streams() {
         let item = AggregateId::random();
         let mut batch = vec![event(
             tenant,
@@ -128,7 +134,7 @@ async fn main() {
             .await
             .unwrap();
     }
-    let total = BACKLOG_STREAMS * EVENTS_PER_STREAM;
+    let total = backlog_streams() * EVENTS_PER_STREAM;
 
     // Raw scan of the same backlog, in pages of 2,000 like the subscription.
     let (cpu, started) = (Cpu::start(), Instant::now());

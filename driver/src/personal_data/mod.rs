@@ -268,16 +268,23 @@ impl PersonalData {
         }
         let mut keys: HashMap<(TenantId, String), DataKey> = HashMap::new();
         for (tenant_id, names) in wanted {
+            // Most subjects have a key already: a read, which commits
+            // nothing (making a key is a write, flushed at commit).
+            let listed: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            let mut stored = self.inner.keys.fetch(tenant_id, &listed).await?;
             let mut fresh = HashMap::new();
-            let candidates = names
+            let candidates: Vec<(String, WrappedKey)> = names
                 .iter()
+                .filter(|subject| !stored.contains_key(**subject))
                 .map(|subject| {
                     let (key, wrapped) = self.inner.master.new_data_key(tenant_id, subject);
                     fresh.insert(subject.to_string(), (key, wrapped.clone()));
                     (subject.to_string(), wrapped)
                 })
                 .collect();
-            let stored = self.inner.keys.keys_for(tenant_id, candidates).await?;
+            if !candidates.is_empty() {
+                stored.extend(self.inner.keys.keys_for(tenant_id, candidates).await?);
+            }
             for subject in names {
                 let wrapped = stored.get(subject).ok_or_else(|| {
                     PersonalDataError::KeyStore(format!(

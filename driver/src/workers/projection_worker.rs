@@ -824,18 +824,18 @@ enum Applied {
 /// checkpoint's lock (the driver's purge takes it too), so every purge
 /// committed before this transaction could move the checkpoint is seen.
 async fn purge_heads(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     batch: &[StoredEvent],
 ) -> Result<HashMap<uuid::Uuid, FeedPosition>, ProjectionError> {
     let mut tenants: Vec<uuid::Uuid> = batch.iter().map(|e| e.tenant_id.as_uuid()).collect();
     tenants.sort_unstable();
     tenants.dedup();
-    let rows = tx
-        .query(
+    let statement = tx
+        .prepare_cached(
             "SELECT tenant_id, transaction_id, global_position FROM forgeerp_read.purged_tenants WHERE tenant_id = ANY($1)",
-            &[&tenants],
         )
         .await?;
+    let rows = tx.query(&statement, &[&tenants]).await?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -912,15 +912,19 @@ async fn apply_batch_once<P: PgProjection>(
 /// inside the caller's transaction; [`ProjectionError::CheckpointMoved`]
 /// when it is no longer at `from`.
 async fn save_checkpoint(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     projection: &str,
     slice: Slice,
     from: FeedPosition,
     to: FeedPosition,
 ) -> Result<(), ProjectionError> {
+    // Prepared once per connection: one round trip per batch, not two.
+    let statement = tx
+        .prepare_cached(include_str!("../../sql/worker/save_checkpoint.sql"))
+        .await?;
     let moved = tx
         .execute(
-            include_str!("../../sql/worker/save_checkpoint.sql"),
+            &statement,
             &[
                 &projection,
                 &slice.key(),
