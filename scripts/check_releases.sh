@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Released SQL never changes (docs/releases.md). Checks, for the extension's
-# scripts (extension/sql/) and the driver's migrations (driver/sql/migrations/):
+# scripts (extension/sql/), the driver's migrations (driver/sql/migrations/) and
+# the proxy extension's scripts (proxy/extension/):
 #   1. every script is listed in its folder's released.sha256, and matches it;
 #   2. no line of a released.sha256 was ever changed or removed (git history,
 #      when the checkout has it);
@@ -12,7 +13,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 fail() { echo "check_releases: $*" >&2; exit 1; }
 
-for dir in extension/sql driver/sql/migrations; do
+for dir in extension/sql driver/sql/migrations proxy/extension; do
     manifest="$dir/released.sha256"
     [[ -f "$manifest" ]] || fail "$manifest is missing"
     (cd "$dir" && sha256sum --quiet --strict -c released.sha256) ||

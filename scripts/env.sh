@@ -25,3 +25,7 @@ export DATABASE_URL=${DATABASE_URL:-postgresql://postgres@127.0.0.1:$FORGEERP_PG
 
 # Runs a command as the postgres OS user (from /, which it can always enter).
 as_postgres() { (cd / && runuser -u postgres -- "$@"); }
+# The sharded deployment of scripts/setup_shards.sh: a proxy and two shards.
+export FORGEERP_PROXY_PORT=${FORGEERP_PROXY_PORT:-28817}
+export FORGEERP_SHARD0_PORT=${FORGEERP_SHARD0_PORT:-28818}
+export FORGEERP_SHARD1_PORT=${FORGEERP_SHARD1_PORT:-28819}

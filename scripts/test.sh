@@ -9,6 +9,8 @@
 #      release and upgraded in place;
 #   3. the driver's tests (driver/), against the same cluster;
 #   4. the forgeerp CLI (cli/), its binary run against the same cluster;
+#   5. the sharded deployment: a PL/Proxy proxy and two shards, each its own
+#      cluster (scripts/setup_shards.sh), and the contract through the proxy;
 # then `cargo doc` with warnings as errors, `cargo fmt --check` and clippy.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -96,6 +98,13 @@ step "tier 3: the driver (forgeerp-infra): units, and its parts against the priv
 # database's feed back (by design), and the tail test waits on the feed.
 step "tier 4: the forgeerp CLI against the private cluster" \
     cargo test -p forgeerp-cli -- --test-threads=1
+
+# A proxy and two shards, each its own cluster (scripts/setup_shards.sh);
+# one test at a time: one of them stops a shard and starts it again.
+step "tier 5: set-up of the sharded deployment (PL/Proxy proxy and two shards)" \
+    bash scripts/setup_shards.sh
+step "tier 5: the contract through the proxy, shard by shard, and a shard lost" \
+    cargo test -p forgeerp-server-tests --test sharding -- --test-threads=1
 
 step "docs: cargo doc for the workspace, warnings as errors" \
     env RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --workspace
