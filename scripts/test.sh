@@ -105,6 +105,8 @@ step "tier 5: set-up of the sharded deployment (PL/Proxy proxy and two shards)" 
     bash scripts/setup_shards.sh
 step "tier 5: the contract through the proxy, shard by shard, and a shard lost" \
     cargo test -p forgeerp-server-tests --test sharding -- --test-threads=1
+step "tier 5: the driver over both shards: sharded store, subscription, workers, a shard lost" \
+    cargo test -p forgeerp-infra --test sharding -- --test-threads=1
 
 step "docs: cargo doc for the workspace, warnings as errors" \
     env RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --workspace

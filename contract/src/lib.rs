@@ -10,7 +10,8 @@
 //! - [`append`]: an append against its stream: retry or ES004, ES005, ES001;
 //! - [`SqlState`] and [`ContractError`]: the SQLSTATE table;
 //! - [`names`]: the channel and the settings;
-//! - [`uuid_text`]: a uuid's text as PostgreSQL writes it.
+//! - [`uuid_text`]: a uuid's text as PostgreSQL writes it;
+//! - [`sharding`]: the shard of a tenant in a sharded deployment.
 
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod error;
 pub mod expected_version;
 pub mod names;
 pub mod rfc3339;
+pub mod sharding;
 pub mod uuid_text;
 
 pub use append::{AppendTarget, Reuse, StoredMatch};

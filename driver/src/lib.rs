@@ -51,6 +51,7 @@ pub mod offboarding;
 pub mod personal_data;
 pub mod projections;
 pub mod read_model;
+pub mod sharding;
 pub mod snapshots;
 pub(crate) mod tenant_binding;
 pub mod upcasting;
@@ -88,6 +89,9 @@ pub use read_model::tenant_store::{
     InMemoryTenantStore, PgTenantStore, ReadModelError, TenantStore,
 };
 pub use read_model::ReadModelReader;
+pub use sharding::{
+    ShardCursor, ShardedEventBus, ShardedEventStore, ShardedSubscription, ShardedWorkers,
+};
 pub use snapshots::{
     InMemorySnapshotStore, NoSnapshots, PgSnapshotStore, Snapshot, SnapshotPolicy, SnapshotStore,
 };

@@ -533,3 +533,106 @@ fn the_routing_functions_cannot_put_a_tenant_on_another_shard() {
         .unwrap_err();
     assert_eq!(sqlstate(&error), "42501", "{error}");
 }
+
+#[test]
+fn an_append_whose_connection_is_killed_is_retried_with_the_same_ids_and_stored_once() {
+    let tenant = tenant_on(0);
+    let aggregate = Uuid::new_v4();
+    let ids = [Uuid::new_v4(), Uuid::new_v4()];
+    let batch = json!([
+        {"event_id": ids[0], "event_type": "Placed", "payload": {"n": 1}},
+        {"event_id": ids[1], "event_type": "Paid", "payload": {"n": 2}}
+    ]);
+    let mut proxy = proxy();
+    append(
+        &mut proxy,
+        tenant,
+        aggregate,
+        Some(0),
+        json!([{"event_type": "Opened", "payload": {}}]),
+    )
+    .unwrap();
+    // The stream is locked on its shard by an append that has not committed,
+    // so the proxy's append waits there, in the middle.
+    let mut blocker = shard(0);
+    let mut blocking = blocker.transaction().unwrap();
+    blocking
+        .query(
+            "SELECT * FROM forgeerp.append($1, 'order', $2, NULL, $3)",
+            &[
+                &tenant,
+                &aggregate,
+                &json!([{"event_type": "Noted", "payload": {}}]),
+            ],
+        )
+        .unwrap();
+    let mut victim = self::proxy();
+    let pid: i32 = victim
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let attempt = {
+        let batch = batch.clone();
+        std::thread::spawn(move || append(&mut victim, tenant, aggregate, None, batch))
+    };
+    // Waits until the shard's backend of the proxy's call waits for the lock.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = shard(0)
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = 'forgeerp'", &[])
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy's append never reached the shard"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The client's connection dies mid-append.
+    proxy
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    assert!(
+        attempt.join().unwrap().is_err(),
+        "the killed connection's append reports no success"
+    );
+    blocking.commit().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The retry, on a new connection, with the same ids: stored once, whether
+    // the first attempt reached its commit on the shard or not.
+    let retry = append(&mut self::proxy(), tenant, aggregate, None, batch.clone()).unwrap();
+    let again = append(&mut self::proxy(), tenant, aggregate, None, batch).unwrap();
+    let sequences = |rows: &[postgres::Row]| {
+        rows.iter()
+            .map(|r| {
+                (
+                    r.get::<_, Uuid>("event_id"),
+                    r.get::<_, i64>("sequence_number"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sequences(&retry),
+        sequences(&again),
+        "the second retry returns the stored rows"
+    );
+    assert_eq!(
+        sequences(&retry)
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+        ids
+    );
+    let stored: i64 = shard(0)
+        .query_one(
+            "SELECT count(*) FROM forgeerp.events WHERE tenant_id = $1 AND event_id = ANY($2)",
+            &[&tenant, &ids.to_vec()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 2, "each event once");
+}

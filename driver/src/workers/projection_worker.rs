@@ -139,6 +139,11 @@ pub struct WorkerConfig {
     /// a forgotten subject's read as [`crate::personal_data::FORGOTTEN`].
     /// Default: none (sealed fields reach the projection as stored).
     pub personal_data: Option<PersonalData>,
+    /// In a sharded deployment, the shard whose feed this worker follows
+    /// (its bus is that shard's): the checkpoint is the shard's own,
+    /// `<tenant key>@shard<n>`, as feed positions are per shard. Default:
+    /// None (one store, one feed).
+    pub shard: Option<u32>,
 }
 
 impl Default for WorkerConfig {
@@ -152,6 +157,7 @@ impl Default for WorkerConfig {
             partition: Partition::WHOLE,
             upcasters: Upcasters::none(),
             personal_data: None,
+            shard: None,
         }
     }
 }
@@ -197,6 +203,7 @@ impl ProjectionWorker {
         let slice = Slice {
             tenant_id,
             partition: config.partition,
+            shard: config.shard,
         };
         let task = tokio::spawn(run(
             pool,
@@ -234,6 +241,25 @@ impl ProjectionWorker {
         let key = Slice {
             tenant_id,
             partition,
+            shard: None,
+        }
+        .key();
+        checkpoint_at(pool, projection, &key).await
+    }
+
+    /// The checkpoint of `projection` for `tenant_id` on one shard of a
+    /// sharded deployment (a worker with [`WorkerConfig::shard`]): a
+    /// position in that shard's feed.
+    pub async fn shard_checkpoint(
+        pool: &Pool,
+        projection: &str,
+        tenant_id: Option<TenantId>,
+        shard: u32,
+    ) -> Result<FeedPosition, ProjectionError> {
+        let key = Slice {
+            tenant_id,
+            partition: Partition::WHOLE,
+            shard: Some(shard),
         }
         .key();
         checkpoint_at(pool, projection, &key).await
@@ -278,6 +304,7 @@ impl ProjectionWorker {
                     Slice {
                         tenant_id,
                         partition,
+                        shard: None,
                     }
                     .key()
                 })
@@ -403,18 +430,24 @@ impl Partition {
 struct Slice {
     tenant_id: Option<TenantId>,
     partition: Partition,
+    shard: Option<u32>,
 }
 
 impl Slice {
     /// Its key in `forgeerp_read.checkpoints.tenant_key` (and in its
-    /// leadership lock): the tenant or `*`, then `#index/count` when split.
+    /// leadership lock): the tenant or `*`, then `#index/count` when split,
+    /// then `@shard<n>` when it follows one shard of a sharded deployment.
     fn key(&self) -> String {
         let tenant = self
             .tenant_id
             .map_or_else(|| "*".to_string(), |t| t.to_string());
-        match self.partition.count {
+        let key = match self.partition.count {
             0 | 1 => tenant,
             count => format!("{tenant}#{}/{count}", self.partition.index),
+        };
+        match self.shard {
+            None => key,
+            Some(shard) => format!("{key}@shard{shard}"),
         }
     }
 }
