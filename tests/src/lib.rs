@@ -22,6 +22,12 @@ pub use forgeerp_test_fixtures::admin_base;
 pub fn database() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
     NAME.get_or_init(|| {
+        // Through the proxy (`FORGEERP_TEST_ADMIN` names it): its database
+        // as scripts/setup_shards.sh made it; tenants are random, so the
+        // tests' tenants land on both shards.
+        if through_proxy() {
+            return "forgeerp".to_string();
+        }
         let name = database_name("forgeerp_test", "");
         let version = upgraded_from();
         // The contract holds on a database upgraded in place, too.
@@ -32,6 +38,14 @@ pub fn database() -> &'static str {
         fresh_database_blocking(&name, install);
         name
     })
+}
+
+/// Whether the tests run through the proxy of a sharded deployment
+/// (`FORGEERP_TEST_THROUGH_PROXY=1`, with `FORGEERP_TEST_ADMIN` naming the
+/// proxy): the helpers that read the store then read it through the
+/// contract's functions instead of the table, which is on the shards.
+pub fn through_proxy() -> bool {
+    std::env::var("FORGEERP_TEST_THROUGH_PROXY").is_ok_and(|v| v == "1")
 }
 
 /// The released version the test database is installed at and then updated
@@ -118,35 +132,34 @@ pub fn expect_state<T: std::fmt::Debug>(
 
 /// Number of events stored for `tenant`, read directly from the table.
 pub fn events_of(client: &mut Client, tenant: Uuid) -> i64 {
-    client
-        .query_one(
-            "SELECT count(*) FROM forgeerp.events WHERE tenant_id = $1",
-            &[&tenant],
-        )
-        .unwrap()
-        .get(0)
+    let sql = if through_proxy() {
+        "SELECT count(*) FROM forgeerp.read_all(0, 0, 100000000, $1)"
+    } else {
+        "SELECT count(*) FROM forgeerp.events WHERE tenant_id = $1"
+    };
+    client.query_one(sql, &[&tenant]).unwrap().get(0)
 }
 
 /// Number of streams stored for `tenant`.
 pub fn streams_of(client: &mut Client, tenant: Uuid) -> i64 {
-    client
-        .query_one(
-            "SELECT count(DISTINCT aggregate_id) FROM forgeerp.events WHERE tenant_id = $1",
-            &[&tenant],
-        )
-        .unwrap()
-        .get(0)
+    let sql = if through_proxy() {
+        "SELECT count(DISTINCT aggregate_id) FROM forgeerp.read_all(0, 0, 100000000, $1)"
+    } else {
+        "SELECT count(DISTINCT aggregate_id) FROM forgeerp.events WHERE tenant_id = $1"
+    };
+    client.query_one(sql, &[&tenant]).unwrap().get(0)
 }
 
 /// Everything stored in the whole store, as one fingerprint: proves "changes nothing".
 pub fn store_fingerprint(client: &mut Client) -> String {
-    client
-        .query_one(
-            "SELECT coalesce(md5(string_agg(e::text, '|' ORDER BY global_position)), '') FROM forgeerp.events e",
-            &[],
-        )
-        .unwrap()
-        .get(0)
+    let sql = if through_proxy() {
+        // Every shard's feed (positions are disjoint across shards).
+        "SELECT coalesce(md5(string_agg(e::text, '|' ORDER BY global_position)), '')
+           FROM forgeerp.shards() s, LATERAL forgeerp.read_shard(s.shard, 0, 0, 100000000) e"
+    } else {
+        "SELECT coalesce(md5(string_agg(e::text, '|' ORDER BY global_position)), '') FROM forgeerp.events e"
+    };
+    client.query_one(sql, &[]).unwrap().get(0)
 }
 
 /// Waits (up to 10 s) until the feed shows every stored event: any write
