@@ -1,5 +1,6 @@
-//! The driver over the sharded deployment of `scripts/setup_shards.sh` (a
-//! PL/Proxy proxy and two shards, each its own cluster): the dispatcher
+//! The driver over a sharded deployment on the clusters of
+//! `scripts/setup_shards.sh` (a PL/Proxy proxy and two shards, each its own
+//! cluster), in databases of this test process's own: the dispatcher
 //! over a `ShardedEventStore`, projection workers over both shards (one
 //! checkpoint per shard) into read models on the proxy database equal to a
 //! rebuild, and a shard lost while writers and the workers run.
@@ -22,23 +23,85 @@ fn port(var: &str, default: u16) -> u16 {
         .unwrap_or(default)
 }
 
-fn url(port: u16) -> String {
-    format!("postgresql://postgres@127.0.0.1:{port}/forgeerp")
+fn url(port: u16, database: &str) -> String {
+    format!("postgresql://postgres@127.0.0.1:{port}/{database}")
 }
 
-fn shard_urls() -> [String; 2] {
-    [
-        url(port("FORGEERP_SHARD0_PORT", 28818)),
-        url(port("FORGEERP_SHARD1_PORT", 28819)),
-    ]
+/// This test process's own sharded deployment on the clusters of
+/// `scripts/setup_shards.sh`: a fresh database on each shard (the extension,
+/// its range of positions) and a fresh proxy database routing to them, with
+/// the driver's tables (the read models). Other tiers' events are not in its
+/// feeds. Left-over databases of earlier runs are dropped first.
+struct Deployment {
+    shards: [String; 2],
+    proxy: String,
 }
 
-fn proxy_url() -> String {
-    url(port("FORGEERP_PROXY_PORT", 28817))
+async fn deployment() -> &'static Deployment {
+    static DEPLOYMENT: tokio::sync::OnceCell<Deployment> = tokio::sync::OnceCell::const_new();
+    DEPLOYMENT
+        .get_or_init(|| async {
+            let name = format!("forgeerp_driver_sharding_{}", std::process::id());
+            let ports = [
+                port("FORGEERP_SHARD0_PORT", 28818),
+                port("FORGEERP_SHARD1_PORT", 28819),
+                port("FORGEERP_PROXY_PORT", 28817),
+            ];
+            for port in ports {
+                let admin = connect(&url(port, "postgres")).await;
+                let old: Vec<String> = admin
+                    .query("SELECT datname FROM pg_database WHERE datname LIKE 'forgeerp\\_driver\\_sharding\\_%'", &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                for database in old {
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await.unwrap();
+                }
+                admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+            }
+            for (shard, port) in ports[..2].iter().enumerate() {
+                let db = connect(&url(*port, &name)).await;
+                let (lo, hi) = (((shard as i64) << 48) + 1, (shard as i64 + 1) << 48);
+                db.batch_execute(&format!(
+                    "CREATE EXTENSION forgeerp;
+                     ALTER SEQUENCE forgeerp.events_global_position_seq MINVALUE {lo} MAXVALUE {hi} START WITH {lo} RESTART WITH {lo}"
+                ))
+                .await
+                .unwrap();
+            }
+            let proxy = connect(&url(ports[2], &name)).await;
+            proxy
+                .batch_execute(&format!(
+                    "CREATE EXTENSION plproxy; CREATE EXTENSION forgeerp_proxy;
+                     CREATE SERVER forgeerp_shards FOREIGN DATA WRAPPER plproxy
+                         OPTIONS (p0 'host=127.0.0.1 port={} dbname={name}', p1 'host=127.0.0.1 port={} dbname={name}');
+                     CREATE USER MAPPING FOR PUBLIC SERVER forgeerp_shards;",
+                    ports[0], ports[1]
+                ))
+                .await
+                .unwrap();
+            let read = PgEventStore::connect(&url(ports[2], &name), 2).unwrap();
+            forgeerp_infra::migrate(read.pool()).await.unwrap();
+            Deployment {
+                shards: [url(ports[0], &name), url(ports[1], &name)],
+                proxy: url(ports[2], &name),
+            }
+        })
+        .await
 }
 
-fn sharded() -> (ShardedEventStore, ShardedEventBus) {
-    let urls = shard_urls();
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+async fn sharded() -> (ShardedEventStore, ShardedEventBus) {
+    let urls = &deployment().await.shards;
     let store = ShardedEventStore::connect(&[&urls[0], &urls[1]], 4).unwrap();
     let bus = ShardedEventBus::new(
         urls.iter()
@@ -48,11 +111,9 @@ fn sharded() -> (ShardedEventStore, ShardedEventBus) {
     (store, bus)
 }
 
-/// The read-model database: the proxy's, with the driver's tables.
+/// The read-model database: this deployment's proxy database.
 async fn read_models() -> PgEventStore {
-    let proxy = PgEventStore::connect(&proxy_url(), 4).unwrap();
-    forgeerp_infra::migrate(proxy.pool()).await.unwrap();
-    proxy
+    PgEventStore::connect(&deployment().await.proxy, 4).unwrap()
 }
 
 /// A random tenant on `shard` (of two).
@@ -109,7 +170,7 @@ async fn stock(read: &PgEventStore, tenant: TenantId) -> Vec<(AggregateId, i64, 
 
 #[tokio::test]
 async fn the_dispatcher_and_the_workers_run_over_both_shards_as_over_one_store() {
-    let (store, bus) = sharded();
+    let (store, bus) = sharded().await;
     let read = read_models().await;
     let dispatcher = CommandDispatcher::new(store.clone());
     let tenants = [tenant_on(0), tenant_on(1), tenant_on(0), tenant_on(1)];
@@ -211,7 +272,7 @@ fn pg_ctl(shard: u32, args: &[&str]) {
 
 #[tokio::test]
 async fn losing_a_shard_stops_only_its_tenants_and_after_it_nothing_is_lost_or_applied_twice() {
-    let (store, bus) = sharded();
+    let (store, bus) = sharded().await;
     let read = read_models().await;
     let (steady, lost) = (tenant_on(0), tenant_on(1));
     let items = [AggregateId::random(), AggregateId::random()];
@@ -262,9 +323,19 @@ async fn losing_a_shard_stops_only_its_tenants_and_after_it_nothing_is_lost_or_a
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The workers first catch up with whatever the shards hold (earlier
+    // tiers leave events there), then shard 1 goes.
+    let caught_up = heads(&store).await;
+    for (shard, head) in caught_up.iter().enumerate() {
+        wait_for_shard(&read, shard as u32, *head, Duration::from_secs(120)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     pg_ctl(1, &["-m", "immediate", "stop"]);
-    let outcome = async {
+    // Checked in a task of its own, so that shard 1 is started again
+    // whatever the checks find.
+    let (store_, read_) = (store.clone(), read.clone());
+    let outcome = tokio::spawn(async move {
+        let (store, read) = (store_, read_);
         // While shard 1 is down, shard 0's tenant appends and its read model keeps up.
         let before = stock(&read, steady).await[0].1;
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -277,10 +348,12 @@ async fn losing_a_shard_stops_only_its_tenants_and_after_it_nothing_is_lost_or_a
             after > before,
             "shard 0's read model kept up: {before} -> {after}"
         );
-    };
-    let checked = tokio::time::timeout(Duration::from_secs(30), outcome).await;
+    });
+    let checked = tokio::time::timeout(Duration::from_secs(60), outcome).await;
     pg_ctl(1, &["start"]);
-    checked.expect("shard 0 went on while shard 1 was down");
+    checked
+        .expect("shard 0 went on while shard 1 was down")
+        .expect("the checks while shard 1 was down");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _ = stop.send(true);
     let mut counts = Vec::new();
@@ -327,4 +400,58 @@ async fn heads_of(store: &ShardedEventStore, shard: usize) -> FeedPosition {
         .await
         .unwrap();
     events.last().map(|e| e.position()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_sharded_subscription_delivers_every_shards_events_once_with_one_cursor_per_shard() {
+    let (store, bus) = sharded().await;
+    let start = heads(&store).await;
+    let tenants = [tenant_on(0), tenant_on(1)];
+    let mut appended = std::collections::HashSet::new();
+    for round in 0..5 {
+        for tenant in tenants {
+            let event = forgeerp_infra::UncommittedEvent::new(
+                tenant,
+                "t",
+                AggregateId::random(),
+                "E",
+                serde_json::json!({ "round": round }),
+            );
+            appended.insert(event.event_id);
+            store
+                .append(vec![event], forgeerp_infra::ExpectedVersion::NoStream)
+                .await
+                .unwrap();
+        }
+    }
+    let mut subscription = bus.follow(&start, None);
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = start.clone();
+    while seen.len() < appended.len() {
+        let (shard, event) = tokio::time::timeout(Duration::from_secs(10), subscription.recv())
+            .await
+            .expect("every event arrives")
+            .unwrap();
+        assert_eq!(
+            shard,
+            store.shard_of(event.tenant_id),
+            "each event with its own shard"
+        );
+        assert!(event.position() > cursor[shard], "per shard in feed order");
+        cursor[shard] = event.position();
+        if appended.contains(&event.event_id) {
+            assert!(seen.insert(event.event_id), "delivered once");
+        }
+    }
+    subscription.close().await;
+    // From the cursor reached, nothing is delivered again.
+    let mut again = bus.follow(&cursor, None);
+    let extra = tokio::time::timeout(Duration::from_millis(500), again.recv()).await;
+    if let Ok(Some((_, event))) = &extra {
+        assert!(
+            !appended.contains(&event.event_id),
+            "an event delivered again after its cursor"
+        );
+    }
+    again.close().await;
 }
