@@ -1,6 +1,6 @@
 //! The old path of [`crate::inventory::anomaly`], kept for users: re-exports only.
 
 pub use crate::inventory::anomaly::{
-    evaluate, rolling_zscore, synthetic, Anomaly, AnomalyDetector, AnomalyKind, DetectorConfig,
-    Evaluation, InventorySnapshot, ItemSnapshot, Severity, TrendPoint,
+    evaluate, realistic, rolling_zscore, synthetic, Anomaly, AnomalyDetector, AnomalyKind,
+    DetectorConfig, Evaluation, InventorySnapshot, ItemSnapshot, Severity, TrendPoint,
 };

@@ -115,7 +115,7 @@ mod boundary {
     }
 
     /// The files of the domain modules and their source: every pure file.
-    const DOMAIN: [(&str, &str); 12] = [
+    const DOMAIN: [(&str, &str); 13] = [
         source!("ids.rs"),
         source!("expected_version.rs"),
         source!("event.rs"),
@@ -127,6 +127,7 @@ mod boundary {
         source!("inventory/anomaly/baseline.rs"),
         source!("inventory/anomaly/evaluation.rs"),
         source!("inventory/anomaly/synthetic.rs"),
+        source!("inventory/anomaly/realistic.rs"),
         // The old path's re-exports.
         source!("anomaly.rs"),
     ];

@@ -56,6 +56,7 @@
 mod baseline;
 mod detector;
 mod evaluation;
+pub mod realistic;
 pub mod synthetic;
 
 pub use baseline::rolling_zscore;
