@@ -115,7 +115,7 @@ mod boundary {
     }
 
     /// The files of the domain modules and their source: every pure file.
-    const DOMAIN: [(&str, &str); 13] = [
+    const DOMAIN: [(&str, &str); 14] = [
         source!("ids.rs"),
         source!("expected_version.rs"),
         source!("event.rs"),
@@ -128,6 +128,7 @@ mod boundary {
         source!("inventory/anomaly/evaluation.rs"),
         source!("inventory/anomaly/synthetic.rs"),
         source!("inventory/anomaly/realistic.rs"),
+        source!("inventory/anomaly/rng.rs"),
         // The old path's re-exports.
         source!("anomaly.rs"),
     ];

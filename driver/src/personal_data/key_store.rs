@@ -262,6 +262,17 @@ fn bytea_of(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The row count of the first statement of `messages`.
+fn rows_affected(messages: &[SimpleQueryMessage]) -> u64 {
+    messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
 /// The `(subject, key)` rows of `messages`.
 fn key_rows(
     messages: Vec<SimpleQueryMessage>,
@@ -358,14 +369,7 @@ impl KeyStore for PgKeyStore {
                     &values,
                 )
                 .await?;
-            Ok(messages
-                .iter()
-                .find_map(|m| match m {
-                    SimpleQueryMessage::CommandComplete(n) => Some(*n),
-                    _ => None,
-                })
-                .unwrap_or(0)
-                > 0)
+            Ok(rows_affected(&messages) > 0)
         })
     }
 
@@ -379,13 +383,7 @@ impl KeyStore for PgKeyStore {
                     &values,
                 )
                 .await?;
-            Ok(messages
-                .iter()
-                .find_map(|m| match m {
-                    SimpleQueryMessage::CommandComplete(n) => Some(*n),
-                    _ => None,
-                })
-                .unwrap_or(0))
+            Ok(rows_affected(&messages))
         })
     }
 

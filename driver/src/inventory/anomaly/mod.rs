@@ -57,6 +57,7 @@ mod baseline;
 mod detector;
 mod evaluation;
 pub mod realistic;
+mod rng;
 pub mod synthetic;
 
 pub use baseline::rolling_zscore;

@@ -21,6 +21,7 @@
 //! and per kind, false alerts per item-month, and the share of promotions
 //! that drew an alert.
 
+use super::rng::Rng;
 use super::{Anomaly, AnomalyKind, Evaluation, TrendPoint};
 use crate::ids::AggregateId;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -85,80 +86,6 @@ pub struct Series {
     pub injected: Vec<Injection>,
     /// Planned promotions: first and last day.
     pub promotions: Vec<(NaiveDate, NaiveDate)>,
-}
-
-/// SplitMix64, with the samplers the generator needs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn between(&mut self, low: f64, high: f64) -> f64 {
-        low + (high - low) * self.unit()
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.unit().max(1e-12), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-    /// Gamma(shape, 1), Marsaglia and Tsang.
-    fn gamma(&mut self, shape: f64) -> f64 {
-        if shape < 1.0 {
-            return self.gamma(shape + 1.0) * self.unit().max(1e-12).powf(1.0 / shape);
-        }
-        let d = shape - 1.0 / 3.0;
-        let c = 1.0 / (9.0 * d).sqrt();
-        loop {
-            let x = self.normal();
-            let v = (1.0 + c * x).powi(3);
-            if v <= 0.0 {
-                continue;
-            }
-            let u = self.unit().max(1e-12);
-            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
-                return d * v;
-            }
-        }
-    }
-    /// Poisson(mean): Knuth's product for small means, a rounded normal above.
-    fn poisson(&mut self, mean: f64) -> i64 {
-        if mean <= 0.0 {
-            return 0;
-        }
-        if mean > 30.0 {
-            return (mean + mean.sqrt() * self.normal()).round().max(0.0) as i64;
-        }
-        let limit = (-mean).exp();
-        let (mut k, mut p) = (0, 1.0);
-        loop {
-            p *= self.unit();
-            if p <= limit {
-                return k;
-            }
-            k += 1;
-        }
-    }
-    /// Negative binomial with this mean and dispersion `r` (a gamma-mixed
-    /// Poisson; None for `r`: plain Poisson).
-    fn count(&mut self, mean: f64, r: Option<f64>) -> i64 {
-        match r {
-            None => self.poisson(mean),
-            Some(r) => {
-                let lambda = self.gamma(r) * mean / r;
-                self.poisson(lambda)
-            }
-        }
-    }
 }
 
 /// How an item moves.

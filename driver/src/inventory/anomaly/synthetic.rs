@@ -3,6 +3,7 @@
 //! point, and theft-like drops, bulk mistakes and level shifts, drawn from
 //! its own small RNG.
 
+use super::rng::Rng;
 use super::TrendPoint;
 use crate::ids::AggregateId;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -38,30 +39,6 @@ pub struct Series {
     pub trend: Vec<TrendPoint>,
     /// The anomalies put in, in day order.
     pub injected: Vec<Injection>,
-}
-
-/// SplitMix64: small, fast, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        // Box–Muller.
-        let (u, v) = (self.unit().max(1e-12), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// `count` series of `days` days each, from `seed`. About a third carry
