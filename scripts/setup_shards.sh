@@ -78,9 +78,18 @@ for port in "$FORGEERP_SHARD0_PORT" "$FORGEERP_SHARD1_PORT"; do
     shard=$((shard + 1))
 done
 
-# 4. The proxy: its extension and the shards it routes to.
+# 4. The proxy: its extension and the shards it routes to. A proxy database
+# made by a set-up from before its script was released (no stamp, or
+# another script's) has the extension made again: a released script never
+# changes (scripts/check_releases.sh), so this happens at most once.
 ensure_db "$FORGEERP_PROXY_PORT"
+stamp="$FORGEERP_STATE/shards/forgeerp_proxy.sha256"
+current=$(cat "$ROOT"/proxy/extension/forgeerp_proxy--*.sql | sha256sum | cut -d' ' -f1)
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$current" ]]; then
+    sql "$FORGEERP_PROXY_PORT" forgeerp -c "DROP EXTENSION IF EXISTS forgeerp_proxy CASCADE"
+fi
 sql "$FORGEERP_PROXY_PORT" forgeerp -f "$ROOT/proxy/proxy_setup.sql" \
     -v p0="host=127.0.0.1 port=$FORGEERP_SHARD0_PORT dbname=forgeerp" \
     -v p1="host=127.0.0.1 port=$FORGEERP_SHARD1_PORT dbname=forgeerp"
+echo "$current" > "$stamp"
 log "ready: proxy postgresql://postgres@127.0.0.1:$FORGEERP_PROXY_PORT/forgeerp, shards on $FORGEERP_SHARD0_PORT and $FORGEERP_SHARD1_PORT"
