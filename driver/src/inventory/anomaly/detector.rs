@@ -18,6 +18,9 @@ pub enum AnomalyKind {
     UnusualInflow,
     /// The usual size of outflows or inflows changed and stayed changed.
     LevelShift,
+    /// An item that had an outflow on nearly every day shows none for many
+    /// days while it has stock: a counter that stopped (phantom stock).
+    NoMovement,
 }
 
 impl AnomalyKind {
@@ -27,6 +30,7 @@ impl AnomalyKind {
             AnomalyKind::UnusualOutflow => "unusual_outflow",
             AnomalyKind::UnusualInflow => "unusual_inflow",
             AnomalyKind::LevelShift => "level_shift",
+            AnomalyKind::NoMovement => "no_movement",
         }
     }
 }
@@ -111,6 +115,14 @@ pub struct DetectorConfig {
     pub shift_threshold: f64,
     /// Smallest relative change of the median that counts as a shift.
     pub shift_min_ratio: f64,
+    /// Fewest days with stock and no outflow that make a
+    /// [`AnomalyKind::NoMovement`].
+    pub quiet_days: i64,
+    /// How improbable the quiet run must be, given the share of days
+    /// without an outflow in the four weeks before it (each day taken as
+    /// independent): the run is reported once that share raised to its
+    /// length falls below this.
+    pub quiet_probability: f64,
 }
 
 impl Default for DetectorConfig {
@@ -121,6 +133,8 @@ impl Default for DetectorConfig {
             shift_window: 7,
             shift_threshold: 6.0,
             shift_min_ratio: 0.5,
+            quiet_days: 7,
+            quiet_probability: 1e-4,
         }
     }
 }
@@ -202,7 +216,85 @@ impl AnomalyDetector {
         for direction in [Direction::Out, Direction::In] {
             found.extend(self.detect_direction(item, direction, &direction.movements(trend)));
         }
+        found.extend(self.detect_no_movement(item, trend));
         found.sort_by_key(|a| a.at);
+        found
+    }
+
+    /// A run of days with stock on hand and no outflow that the four weeks
+    /// before it make improbable: with `q` the share of those 28 days that
+    /// had no outflow (at most one half: an intermittent item never
+    /// qualifies), a run of `n` days is reported once `q^n` falls below
+    /// `quiet_probability` and `n` reaches `quiet_days`, on that day. An
+    /// item without stock is out of stock, not stuck. The run is measured up
+    /// to the last point of the trend.
+    fn detect_no_movement(&self, item: AggregateId, trend: &[TrendPoint]) -> Vec<Anomaly> {
+        let quiet = self.config.quiet_days.max(1);
+        // Days with an outflow, and the stock at the end of each day seen.
+        let mut outflow_days = std::collections::BTreeSet::new();
+        for pair in trend.windows(2) {
+            if pair[1].on_hand < pair[0].on_hand {
+                outflow_days.insert(pair[1].at.date_naive());
+            }
+        }
+        let mut found = Vec::new();
+        let days: Vec<chrono::NaiveDate> = outflow_days.iter().copied().collect();
+        let last_day = match trend.last() {
+            Some(p) => p.at.date_naive(),
+            None => return found,
+        };
+        for (i, &day) in days.iter().enumerate() {
+            let next = days
+                .get(i + 1)
+                .copied()
+                .unwrap_or(last_day + chrono::Duration::days(1));
+            let gap = (next - day).num_days() - 1;
+            if gap < quiet {
+                continue;
+            }
+            let window_start = day - chrono::Duration::days(27);
+            let busy = days[..=i]
+                .iter()
+                .rev()
+                .take_while(|d| **d >= window_start)
+                .count();
+            if busy < 14 {
+                continue;
+            }
+            // One quiet day in 28 at least, so that a run is never certain.
+            let q = ((28 - busy) as f64).max(1.0) / 28.0;
+            let needed = ((self.config.quiet_probability.ln() / q.ln()).ceil() as i64).max(quiet);
+            if gap < needed {
+                continue;
+            }
+            // Stock on hand through the quiet days (the last level before them).
+            let level = trend
+                .iter()
+                .take_while(|p| p.at.date_naive() <= day)
+                .last()
+                .map_or(0, |p| p.on_hand);
+            if level <= 0 {
+                continue;
+            }
+            let at = (day + chrono::Duration::days(needed))
+                .and_hms_opt(23, 59, 0)
+                .expect("a time")
+                .and_utc();
+            // In decimal digits of improbability: 4 is one in ten thousand.
+            let score = -(q.ln() * gap as f64) / std::f64::consts::LN_10;
+            found.push(Anomaly {
+                item,
+                kind: AnomalyKind::NoMovement,
+                at,
+                score,
+                severity: Severity::of_score(score),
+                observed: 0.0,
+                expected: busy as f64 / 28.0,
+                explanation: format!(
+                    "no outflow for {gap} days with {level} units on hand, after outflows on {busy} of the 28 days before"
+                ),
+            });
+        }
         found
     }
 
@@ -557,5 +649,87 @@ mod tests {
             }
             let _ = rolling_zscore(AggregateId::random(), &trend, 14, 3.0);
         }
+    }
+
+    #[test]
+    fn a_counter_that_stops_is_reported_once_and_quiet_items_are_not() {
+        let start = chrono::Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).unwrap();
+        // An outflow every day for 40 days, then nothing for 15 days, with stock.
+        let mut on_hand = 1000;
+        let mut daily = vec![TrendPoint {
+            at: start,
+            on_hand,
+            reserved: 0,
+        }];
+        for day in 1..40 {
+            on_hand -= 5;
+            daily.push(TrendPoint {
+                at: start + chrono::Duration::days(day),
+                on_hand,
+                reserved: 0,
+            });
+        }
+        let last_outflow = daily.last().unwrap().at;
+        // A receipt while the counter is stuck, and the history goes on 15 days.
+        daily.push(TrendPoint {
+            at: last_outflow + chrono::Duration::days(15),
+            on_hand: on_hand + 100,
+            reserved: 0,
+        });
+        let detector = AnomalyDetector::default();
+        let item = AggregateId::random();
+        let found: Vec<_> = detector
+            .detect_item(item, &daily)
+            .into_iter()
+            .filter(|a| a.kind == AnomalyKind::NoMovement)
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        // 1 quiet day assumed in 28: 3 days would do, but 7 is the least.
+        assert_eq!(
+            found[0].day(),
+            (last_outflow + chrono::Duration::days(7)).date_naive()
+        );
+        assert!(
+            found[0].explanation.contains("no outflow for 15 days"),
+            "{}",
+            found[0].explanation
+        );
+        // Out of stock: not stuck.
+        let mut empty = daily.clone();
+        for p in empty.iter_mut().skip(1) {
+            p.on_hand -= on_hand; // ends the daily run at 0 units
+        }
+        empty.pop();
+        empty.push(TrendPoint {
+            at: last_outflow + chrono::Duration::days(15),
+            on_hand: 0,
+            reserved: 0,
+        });
+        assert!(detector
+            .detect_item(item, &empty)
+            .iter()
+            .all(|a| a.kind != AnomalyKind::NoMovement));
+        // An intermittent item (an outflow every third day) with long pauses: not stuck.
+        let mut sparse = vec![TrendPoint {
+            at: start,
+            on_hand: 1000,
+            reserved: 0,
+        }];
+        for k in 1..20 {
+            sparse.push(TrendPoint {
+                at: start + chrono::Duration::days(3 * k),
+                on_hand: 1000 - 5 * k,
+                reserved: 0,
+            });
+        }
+        sparse.push(TrendPoint {
+            at: start + chrono::Duration::days(80),
+            on_hand: 900,
+            reserved: 0,
+        });
+        assert!(detector
+            .detect_item(item, &sparse)
+            .iter()
+            .all(|a| a.kind != AnomalyKind::NoMovement));
     }
 }

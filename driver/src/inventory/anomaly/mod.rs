@@ -26,6 +26,16 @@
 //!    [`AnomalyKind::UnusualOutflow`] (theft-like drops, shipping mistakes)
 //!    or an [`AnomalyKind::UnusualInflow`] (bulk receiving mistakes).
 //!
+//! And over the whole trend:
+//!
+//! 3. **Counters that stopped.** A run of days with stock on hand and no
+//!    outflow is an [`AnomalyKind::NoMovement`] once the four weeks before it
+//!    make it improbable: with `q` the share of those days without an
+//!    outflow (at most a half), once `q` to the run's length falls below
+//!    [`DetectorConfig::quiet_probability`] and the run reaches
+//!    [`DetectorConfig::quiet_days`]. An item without stock is out of stock,
+//!    not stuck; an intermittent one never qualifies.
+//!
 //! Median and MAD ignore the outliers they are looking for (a plain z-score's
 //! mean and standard deviation are dragged by them). The MAD is 0 for
 //! constant movements (ten units, every day): a floor of one unit and 10% of

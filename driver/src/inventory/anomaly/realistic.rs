@@ -341,11 +341,8 @@ fn matches(kind: AnomalyKind, day: NaiveDate, injection: &Injection) -> bool {
         Kind::LevelShiftUp | Kind::LevelShiftDown => {
             kind == AnomalyKind::LevelShift && (-3..=14).contains(&offset)
         }
-        // The detector has no kind for a counter that stopped: every
-        // stuck counter is missed until it has one.
         Kind::StuckCounter => {
-            let _ = offset;
-            false
+            kind == AnomalyKind::NoMovement && (5..=injection.days + 3).contains(&offset)
         }
     }
 }
