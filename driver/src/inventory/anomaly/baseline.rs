@@ -1,6 +1,7 @@
 //! The plain rolling z-score the detector is measured against.
 
-use super::detector::{Direction, Severity};
+use super::count_model::ln_normal_upper_tail;
+use super::detector::Direction;
 use super::{Anomaly, TrendPoint};
 use crate::ids::AggregateId;
 
@@ -31,16 +32,16 @@ pub fn rolling_zscore(
                 (movements[i].units - mean).abs() / sd
             };
             if z > threshold {
-                found.push(Anomaly {
+                found.push(Anomaly::with_ln_probability(
                     item,
-                    kind: direction.spike_kind(),
-                    at: movements[i].at,
-                    score: z,
-                    severity: Severity::of_score(z),
-                    observed: movements[i].units,
-                    expected: mean,
-                    explanation: format!("z-score {z:.1} against the previous {window}"),
-                });
+                    direction.spike_kind(),
+                    movements[i].at,
+                    ln_normal_upper_tail(z),
+                    1.0,
+                    movements[i].units,
+                    mean,
+                    format!("z-score {z:.1} against the previous {window}"),
+                ));
             }
         }
     }

@@ -134,6 +134,8 @@ mod tests {
             item: series[0].item,
             kind,
             at: Utc.with_ymd_and_hms(2026, 3, d, 12, 0, 0).unwrap(),
+            probability: 1e-9,
+            false_alerts_per_year: 1e-7,
             score: 9.0,
             severity: crate::inventory::anomaly::Severity::High,
             observed: 1.0,

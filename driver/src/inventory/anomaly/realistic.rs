@@ -12,7 +12,9 @@
 //!   in two parts;
 //! - planned promotions of 3 to 5 days (demand ×2 to ×3.5), which are not
 //!   anomalies;
-//! - injected anomalies: thefts (an outflow of 5 to 15 days of demand),
+//! - injected anomalies: thefts (an outflow of 5 to 15 days of demand,
+//!   counting only selling days for intermittent items, once the shelf
+//!   holds that much),
 //!   receipts keyed ×10 or ×100, level shifts of demand up (×1.6 to ×2.5) or
 //!   down (×0.3 to ×0.6), and stuck counters (an item that moved every day
 //!   records nothing for 21 to 35 days).
@@ -24,12 +26,13 @@
 use super::rng::Rng;
 use super::{Anomaly, AnomalyKind, Evaluation, TrendPoint};
 use crate::ids::AggregateId;
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 
 /// What was injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
-    /// Units gone at once: an outflow of 5 to 15 days of demand.
+    /// Units gone at once: an outflow of 5 to 15 days of demand (selling
+    /// days, for an intermittent item).
     Theft,
     /// A receipt keyed ×10 or ×100.
     KeyingError,
@@ -86,13 +89,18 @@ pub struct Series {
     pub injected: Vec<Injection>,
     /// Planned promotions: first and last day.
     pub promotions: Vec<(NaiveDate, NaiveDate)>,
+    /// How it moves.
+    pub mover: Mover,
 }
 
 /// How an item moves.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mover {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mover {
+    /// Demand on most days, restocked every one to three weeks.
     Regular,
+    /// Demand on a few days in ten, restocked every one to two months.
     Intermittent,
+    /// Tens to hundreds of units a day, restocked several times a week.
     Fast,
 }
 
@@ -206,17 +214,22 @@ fn one(rng: &mut Rng, start: DateTime<Utc>, days: i64) -> Series {
 
     let mut trend = Vec::new();
     let mut on_hand = 0i64;
-    let point = |trend: &mut Vec<TrendPoint>, day: i64, hour: i64, on_hand: i64| {
+    let mut reserved = 0i64;
+    let point = |trend: &mut Vec<TrendPoint>, day: i64, hour: i64, on_hand: i64, reserved: i64| {
         trend.push(TrendPoint {
             at: start + Duration::days(day) + Duration::hours(hour),
             on_hand,
-            reserved: 0,
+            reserved,
         });
     };
-    // The opening balance: a month of demand, or one order.
+    // The item is created with nothing, then the opening balance: a month
+    // of demand, or one order.
+    point(&mut trend, 0, 5, 0, 0);
     on_hand += ((mean_daily * 30.0).ceil() as i64).max(order);
-    point(&mut trend, 0, 6, on_hand);
+    point(&mut trend, 0, 6, on_hand, 0);
     let mut arriving: Vec<(i64, i64)> = Vec::new();
+    let mut pre_ordered = 0i64;
+    let (mut pending_theft, mut theft_days) = (None, Vec::new());
     for day in 0..days {
         let weekday = ((start + Duration::days(day))
             .format("%u")
@@ -244,7 +257,7 @@ fn one(rng: &mut Rng, start: DateTime<Utc>, days: i64) -> Series {
                 let quantity = quantity * keyed.unwrap_or(1);
                 on_hand += quantity;
                 if recorded || keyed.is_some() {
-                    point(&mut trend, day, 7, on_hand);
+                    point(&mut trend, day, 7, on_hand, reserved);
                 }
             } else {
                 i += 1;
@@ -259,36 +272,81 @@ fn one(rng: &mut Rng, start: DateTime<Utc>, days: i64) -> Series {
                 .is_none_or(|p| p.at != start + Duration::days(day) + Duration::hours(7))
         {
             on_hand += order * if day % 2 == 0 { 10 } else { 100 };
-            point(&mut trend, day, 7, on_hand);
+            point(&mut trend, day, 7, on_hand, reserved);
         }
-        // Demand.
+        // Demand: on promotion days, the uplift is mostly pre-ordered, and
+        // so reserved the day before (see below); a fifth of it walks in.
         let occurs = occurrence >= 1.0 || rng.unit() < occurrence;
-        let mean = base * weekly[weekday] * monthly * promo * shift(day);
-        let demand = if occurs {
-            rng.count(mean, dispersion).min(on_hand)
+        let mean = base * weekly[weekday] * monthly * shift(day);
+        let walk_in = if occurs {
+            rng.count(mean * (1.0 + 0.2 * (promo - 1.0)), dispersion)
         } else {
             0
         };
+        let demand = (walk_in + pre_ordered).min(on_hand);
+        pre_ordered = 0;
         if demand > 0 && recorded {
             on_hand -= demand;
-            point(&mut trend, day, 12, on_hand);
+            reserved -= demand.min(reserved); // shipping consumes reservations first
+            point(&mut trend, day, 12, on_hand, reserved);
         } else if demand > 0 {
             on_hand -= demand; // it left; nobody recorded it
         }
-        // A theft.
-        if injected
+        if reserved > 0 && !promoted(day + 1) {
+            reserved = 0; // what was not shipped is released
+            point(&mut trend, day, 18, on_hand, reserved);
+        }
+        // Tomorrow's pre-orders for a promotion, reserved today.
+        if promoted(day + 1) && day + 1 < days {
+            let tomorrow = (start + Duration::days(day + 1))
+                .weekday()
+                .num_days_from_monday() as usize;
+            let monthly =
+                1.0 + monthly_amplitude * (std::f64::consts::TAU * (day + 1) as f64 / 30.0).sin();
+            let uplift = 1.0 + 1.5 * (((day + 1) * 7919) % 11) as f64 / 10.0;
+            pre_ordered = rng
+                .count(
+                    base * weekly[tomorrow] * monthly * shift(day + 1) * uplift * 0.8,
+                    dispersion,
+                )
+                .min((on_hand - reserved).max(0));
+            if pre_ordered > 0 {
+                reserved += pre_ordered;
+                point(&mut trend, day, 16, on_hand, reserved);
+            }
+        }
+        // A theft: 5 to 15 days of demand at once, on its day or, where
+        // the shelf holds less, on the first day after that it holds as
+        // much (a thief cannot take what is not there, and a theft of
+        // what little is left is no theft of that size).
+        if let Some(i) = injected
             .iter()
-            .any(|&(kind, d, _)| kind == Kind::Theft && d == day)
+            .position(|&(kind, d, _)| kind == Kind::Theft && d == day)
         {
-            let units =
-                ((mean_daily * rng.between(5.0, 15.0)).round() as i64).clamp(1, on_hand.max(1));
-            on_hand -= units.min(on_hand);
-            point(&mut trend, day, 20, on_hand);
+            pending_theft = Some((i, rng.between(5.0, 15.0)));
+        }
+        if let Some((i, days_of_demand)) = pending_theft {
+            // Counting, for an intermittent item, only the days it sells:
+            // 5 to 15 of its average days would be one or two sales,
+            // which no reading of quantities tells from a sale.
+            let per_day = if mover == Mover::Intermittent {
+                base
+            } else {
+                mean_daily
+            };
+            let units = ((per_day * days_of_demand).round() as i64).max(1);
+            if on_hand >= units && recorded {
+                on_hand -= units;
+                point(&mut trend, day, 20, on_hand, reserved);
+                theft_days.push((i, day));
+                pending_theft = None;
+            }
         }
         // Reordering, with part deliveries now and then.
         let pipeline: i64 = arriving.iter().map(|&(_, q)| q).sum();
-        if on_hand + pipeline <= reorder_point {
-            let quantity = order.max(reorder_point * 2 - on_hand);
+        let available = on_hand - reserved;
+        if available + pipeline <= reorder_point {
+            let quantity = order.max(reorder_point * 2 - available);
             if rng.below(5) == 0 && quantity > 3 {
                 let first = quantity / 2 + rng.below((quantity / 4).max(1) as u64) as i64;
                 arriving.push((day + lead_time, first));
@@ -302,18 +360,28 @@ fn one(rng: &mut Rng, start: DateTime<Utc>, days: i64) -> Series {
     Series {
         item: AggregateId::random(),
         trend,
+        // Thefts where they happened; one that never found the stock is dropped.
         injected: injected
             .into_iter()
-            .map(|(kind, day, days)| Injection {
-                kind,
-                day: date(day),
-                days,
+            .enumerate()
+            .filter_map(|(i, (kind, day, days))| {
+                let day = if kind == Kind::Theft {
+                    theft_days.iter().find(|(t, _)| *t == i)?.1
+                } else {
+                    day
+                };
+                Some(Injection {
+                    kind,
+                    day: date(day),
+                    days,
+                })
             })
             .collect(),
         promotions: promotions
             .into_iter()
             .map(|(a, b)| (date(a), date(b)))
             .collect(),
+        mover,
     }
 }
 
@@ -434,14 +502,32 @@ mod tests {
         let series = generate(7, 400, 180);
         assert_eq!(series.len(), 400);
         let mut kinds = std::collections::HashSet::new();
+        let (mut promotions, mut announced) = (0, 0);
         for s in &series {
-            // Stock never goes negative, and the first point is the opening balance.
-            assert!(s.trend.iter().all(|p| p.on_hand >= 0));
-            assert!(s.trend[0].on_hand > 0);
-            assert!(s.trend.windows(2).all(|w| w[0].at <= w[1].at));
+            // Stock never goes negative nor below what is reserved; the item
+            // is created empty, then the opening balance arrives.
+            assert!(s.trend.iter().all(|p| p.on_hand >= 0 && p.reserved >= 0));
+            assert!(s.trend.iter().all(|p| p.reserved <= p.on_hand));
+            assert_eq!(s.trend[0].on_hand, 0);
+            assert!(s.trend[1].on_hand > 0);
+            // Promotions are announced: stock reserved the day before (unless
+            // there was none to reserve).
+            for &(first, _) in &s.promotions {
+                let eve = first - Duration::days(1);
+                promotions += 1;
+                announced += s
+                    .trend
+                    .windows(2)
+                    .any(|w| w[1].at.date_naive() == eve && w[1].reserved > w[0].reserved)
+                    as usize;
+            }
             kinds.extend(s.injected.iter().map(|i| i.kind));
         }
         assert_eq!(kinds.len(), 5, "every kind injected: {kinds:?}");
+        assert!(
+            promotions > 100 && announced * 10 >= promotions * 9,
+            "{announced} of {promotions} promotions announced"
+        );
         let clean = series.iter().filter(|s| s.injected.is_empty()).count();
         assert!((120..=280).contains(&clean), "about half clean: {clean}");
         assert!(series.iter().any(|s| !s.promotions.is_empty()));
@@ -480,6 +566,8 @@ mod tests {
                 item,
                 kind,
                 at: day.and_hms_opt(12, 0, 0).unwrap().and_utc(),
+                probability: 1e-9,
+                false_alerts_per_year: 1e-7,
                 score: 9.0,
                 severity: super::super::Severity::High,
                 observed: 0.0,
