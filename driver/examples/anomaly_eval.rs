@@ -25,6 +25,16 @@ fn row(name: &str, e: &Evaluation) {
     );
 }
 
+/// Recall per injected kind, in `realistic::Kind::ALL` order.
+fn recalls(r: &realistic::Report) -> String {
+    let per_kind: Vec<String> = r
+        .by_kind
+        .iter()
+        .map(|(_, e)| format!("{:.2}", e.recall()))
+        .collect();
+    per_kind.join(" / ")
+}
+
 fn main() {
     let detector = AnomalyDetector::default();
     println!("| detector | found (true) | found (false) | missed | precision | recall | F1 |");
@@ -57,11 +67,6 @@ fn main() {
         realistic::Kind::ALL.map(|k| k.as_str()).join(" / "));
     println!("|---|---:|---:|---:|---:|---:|---|");
     let report = |name: &str, r: &realistic::Report| {
-        let per_kind: Vec<String> = r
-            .by_kind
-            .iter()
-            .map(|(_, e)| format!("{:.2}", e.recall()))
-            .collect();
         println!(
             "| {name} | {:.2} | {:.2} | {:.2} | {:.3} | {:.2} | {} |",
             r.overall.precision(),
@@ -69,12 +74,20 @@ fn main() {
             r.overall.f1(),
             r.false_alerts_per_item_month,
             r.promotion_alert_rate,
-            per_kind.join(" / ")
+            recalls(r)
         );
     };
     report(
         "counts (default DetectorConfig)",
         &realistic::evaluate(&items, |item, trend| detector.detect_item(item, trend)),
+    );
+    let without_spill = AnomalyDetector::new(DetectorConfig {
+        announced_spill: 0.0,
+        ..DetectorConfig::default()
+    });
+    report(
+        "counts, announced_spill 0",
+        &realistic::evaluate(&items, |item, trend| without_spill.detect_item(item, trend)),
     );
     report(
         "rolling z-score, 28 movements, z > 3",
@@ -98,16 +111,11 @@ fn main() {
         });
         let r = realistic::evaluate(&items, |item, trend| detector.detect_item(item, trend));
         let first = evaluate(&series, |item, trend| detector.detect_item(item, trend));
-        let per_kind: Vec<String> = r
-            .by_kind
-            .iter()
-            .map(|(_, e)| format!("{:.2}", e.recall()))
-            .collect();
         println!(
             "| {threshold:e} | {:.3} | {:.2} | {} | {:.2} |",
             r.false_alerts_per_item_month,
             r.overall.f1(),
-            per_kind.join(" / "),
+            recalls(&r),
             first.f1()
         );
     }

@@ -16,6 +16,9 @@ const LN_OUTLIER: f64 = -6.907_755_278_982_137; // ln 1e-3
 /// Fewest outflows around a movement that make its expected size.
 const MIN_NEIGHBOURS: usize = 4;
 
+/// Fewest outflows after a candidate shift that are compared.
+const MIN_SHIFT_WINDOW: usize = 14;
+
 /// The findings among `movements` (outflows, in trend order).
 pub(super) fn judge(
     config: &DetectorConfig,
@@ -43,6 +46,8 @@ struct Model<'a> {
     fit: Vec<Option<f64>>,
     /// Each movement's size as judged: units minus the reserved ones.
     judged: Vec<f64>,
+    /// Each movement's reserved units.
+    known: Vec<f64>,
     /// Each movement's weekday factor.
     factor: Vec<f64>,
     /// Whether weekday factors are in use.
@@ -69,6 +74,7 @@ impl<'a> Model<'a> {
         Model {
             config,
             judged: movements.iter().map(|m| m.units - m.known).collect(),
+            known: movements.iter().map(|m| m.known).collect(),
             factor: movements
                 .iter()
                 .map(|m| factors.map_or(1.0, |f| f[weekday(m.at)]))
@@ -116,15 +122,19 @@ impl<'a> Model<'a> {
     }
 
     /// The count distribution of movement `i`'s size, if it can be judged.
+    /// Where the movement consumed reservations, `announced_spill` of the
+    /// reserved units more is expected, give or take as much (a campaign
+    /// announced by its pre-orders brings walk-ins with it).
     fn expected(&self, i: usize) -> Option<(NegativeBinomial, usize)> {
         self.level(i).map(|(level, count)| {
-            (
-                NegativeBinomial {
-                    mean: level * self.factor[i],
-                    phi: self.phi,
-                },
-                count,
-            )
+            let spill = self.config.announced_spill * self.known[i];
+            let mean = level * self.factor[i] + spill;
+            let phi = if spill > 0.0 {
+                self.phi + (spill / mean).powi(2)
+            } else {
+                self.phi
+            };
+            (NegativeBinomial { mean, phi }, count)
         })
     }
 
@@ -163,19 +173,25 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// Level shifts: at each usable outflow, the level of the next
-    /// `shift_window` usable outflows against the level of up to twice as
-    /// many before it in its segment, in standard errors under the count
-    /// model of the earlier level. A change beyond `shift_min_ratio` either
-    /// way whose probability (times the number of windows looked at) is
-    /// below `max_probability` is a shift, placed where the change is
+    /// Level shifts: at each usable outflow, the mean log size of the next
+    /// `shift_window` usable outflows against that of up to twice as many
+    /// before it in its segment, in standard errors of the item's log
+    /// spread. A change beyond `shift_min_ratio` either way whose
+    /// probability, times the windows of that length a year, is below
+    /// `max_false_alerts_per_year` is a shift, placed where the change is
     /// sharpest within a window; the history is cut there.
     fn shifts(&mut self, item: AggregateId, movements: &[Movement]) -> Vec<Anomaly> {
         let config = self.config;
         let usable: Vec<usize> = (0..self.fit.len())
             .filter(|&j| self.usable(j).is_some())
             .collect();
-        let s = config.shift_window.max(2);
+        // Sparse items (few movements over the history) compare shorter
+        // windows: a quarter of their movements, 8 at least.
+        let s = config
+            .shift_window
+            .min(usable.len() / 4)
+            .max(MIN_SHIFT_WINDOW)
+            .max(2);
         if usable.len() < 2 * s {
             return Vec::new();
         }
@@ -187,7 +203,7 @@ impl<'a> Model<'a> {
         let mut start = 0; // position in `usable` where the segment starts
         let mut p = s;
         while p + s <= usable.len() {
-            let Some(first) = self.window_test(&usable, spread, start, p) else {
+            let Some(first) = self.window_test(&usable, s, spread, start, p) else {
                 p += 1;
                 continue;
             };
@@ -198,7 +214,7 @@ impl<'a> Model<'a> {
             // The sharpest point within a window from here, same direction.
             let mut best = (p, first);
             for q in p + 1..(p + s).min(usable.len() - s + 1) {
-                if let Some(t) = self.window_test(&usable, spread, start, q) {
+                if let Some(t) = self.window_test(&usable, s, spread, start, q) {
                     if t.z.signum() == first.z.signum() && t.z.abs() > best.1.z.abs() {
                         best = (q, t);
                     }
@@ -246,11 +262,11 @@ impl<'a> Model<'a> {
     fn window_test(
         &self,
         usable: &[usize],
+        s: usize,
         spread: f64,
         start: usize,
         p: usize,
     ) -> Option<WindowTest> {
-        let s = self.config.shift_window.max(2);
         if p < start + s || p + s > usable.len() {
             return None;
         }

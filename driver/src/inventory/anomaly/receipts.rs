@@ -21,8 +21,8 @@ const FEW_SPREAD: f64 = 0.4;
 /// `receipt_cover_days` of the item's outflows per day (with spread
 /// `receipt_cover_spread`), and the median of the other receipts with
 /// their spread (1.4826 × MAD, at least [`MIN_SPREAD`]). A receipt is
-/// unusual when the predictive probability of one at least as large falls
-/// below `max_probability`.
+/// unusual when the predictive probability of one at least as large, times
+/// the item's receipts a year, falls below `max_false_alerts_per_year`.
 pub(super) fn judge(
     config: &DetectorConfig,
     item: AggregateId,

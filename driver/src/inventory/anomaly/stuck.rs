@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 /// With `q` the share of the 28 days before a quiet run that had no
 /// outflow (one day at least; at most a half, or the item is intermittent
 /// and never qualifies), a run of `n` days has probability `q^n`, each day
-/// taken as independent. It is reported on the day that falls below
-/// `max_probability`, once `n` reaches `quiet_days`, with the probability
-/// of the whole run as seen. An item without stock is out of stock, not
+/// taken as independent. It is reported on the day that, times the days a
+/// run may start in a year, falls below `max_false_alerts_per_year`, once
+/// `n` reaches `quiet_days`, with the probability of the whole run as seen. An item without stock is out of stock, not
 /// stuck. The run is measured up to the last point of the trend.
 pub(super) fn judge(
     config: &DetectorConfig,
