@@ -119,6 +119,17 @@ fn main() {
             first.f1()
         );
     }
+    println!("\nCalibration at the default threshold: false alerts per item-year by kind found");
+    println!(
+        "(each kind is promised at most {} by the model):\n",
+        DetectorConfig::default().max_false_alerts_per_year
+    );
+    println!("| kind | false alerts / item-year |");
+    println!("|---|---:|");
+    let r = realistic::evaluate(&items, |item, trend| detector.detect_item(item, trend));
+    for (kind, rate) in &r.false_alerts_per_item_year {
+        println!("| {} | {rate:.3} |", kind.as_str());
+    }
     let other = realistic::generate(2, 1000, 180);
     println!("\nAnother draw of the realistic data set (seed 2), default threshold:\n");
     println!("| detector | precision | recall | F1 | false alerts / item-month | promotions alerted | recall per kind |");

@@ -398,6 +398,10 @@ pub struct Report {
     /// Share of promotions with at least one finding on their days (or the
     /// day after).
     pub promotion_alert_rate: f64,
+    /// Findings that match no injected anomaly, per item and year of
+    /// history, by the kind found: what the detector's
+    /// `max_false_alerts_per_year` promises to bound, per kind.
+    pub false_alerts_per_item_year: Vec<(AnomalyKind, f64)>,
 }
 
 /// Whether a finding of `kind` on `day` is the injected `injection`.
@@ -429,6 +433,7 @@ pub fn evaluate(
         .map(|&k| (k, Evaluation::default()))
         .collect();
     let (mut months, mut promotions, mut alerted) = (0.0, 0usize, 0usize);
+    let mut false_by_kind = std::collections::BTreeMap::new();
     for s in series {
         if let (Some(first), Some(last)) = (s.trend.first(), s.trend.last()) {
             months += ((last.at - first.at).num_days() as f64 / 30.0).max(1.0 / 30.0);
@@ -453,7 +458,10 @@ pub fn evaluate(
                         .true_positives += 1;
                 }
                 Some(_) => {}
-                None => overall.false_positives += 1,
+                None => {
+                    overall.false_positives += 1;
+                    *false_by_kind.entry(finding.kind).or_insert(0usize) += 1;
+                }
             }
         }
         for (i, injection) in s.injected.iter().enumerate() {
@@ -490,6 +498,25 @@ pub fn evaluate(
         } else {
             0.0
         },
+        false_alerts_per_item_year: [
+            AnomalyKind::UnusualOutflow,
+            AnomalyKind::UnusualInflow,
+            AnomalyKind::LevelShift,
+            AnomalyKind::NoMovement,
+        ]
+        .into_iter()
+        .map(|kind| {
+            let count = false_by_kind.get(&kind).copied().unwrap_or(0) as f64;
+            (
+                kind,
+                if months > 0.0 {
+                    count * 12.0 / months
+                } else {
+                    0.0
+                },
+            )
+        })
+        .collect(),
     }
 }
 
@@ -613,5 +640,13 @@ mod tests {
         assert!(
             oracle.false_alerts_per_item_month > 0.15 && oracle.false_alerts_per_item_month < 0.2
         );
+        // All of them receipts: the same rate, per year, under that kind only.
+        for (kind, rate) in &oracle.false_alerts_per_item_year {
+            if *kind == AnomalyKind::UnusualInflow {
+                assert!((rate - 12.0 * oracle.false_alerts_per_item_month).abs() < 1e-9);
+            } else {
+                assert_eq!(*rate, 0.0, "{kind:?}");
+            }
+        }
     }
 }
