@@ -595,7 +595,12 @@ mod tests {
             let len = (next() % 200) as usize;
             let trend: Vec<TrendPoint> = (0..len)
                 .map(|_| TrendPoint {
-                    at: start + Duration::minutes((next() % 100_000) as i64 - 50_000),
+                    at: match next() % 40 {
+                        // The ends of time: no date arithmetic may overflow.
+                        0 => DateTime::<Utc>::MAX_UTC,
+                        1 => DateTime::<Utc>::MIN_UTC,
+                        _ => start + Duration::minutes((next() % 100_000) as i64 - 50_000),
+                    },
                     on_hand: match next() % 5 {
                         0 => i64::MAX,
                         1 => i64::MIN,

@@ -35,15 +35,18 @@ pub(super) fn judge(
     let ln_max = config.max_false_alerts_per_year.ln() - tests.ln();
     let mut found = Vec::new();
     for (i, &day) in days.iter().enumerate() {
-        let next = days
-            .get(i + 1)
-            .copied()
-            .unwrap_or(last_day + Duration::days(1));
+        let next = days.get(i + 1).copied().unwrap_or(
+            last_day
+                .checked_add_signed(Duration::days(1))
+                .unwrap_or(last_day),
+        );
         let gap = (next - day).num_days() - 1;
         if gap < quiet {
             continue;
         }
-        let window_start = day - Duration::days(27);
+        let window_start = day
+            .checked_sub_signed(Duration::days(27))
+            .unwrap_or(NaiveDate::MIN);
         let busy = days[..=i]
             .iter()
             .rev()
@@ -66,7 +69,10 @@ pub(super) fn judge(
         if level <= 0 {
             continue;
         }
-        let Some(at) = (day + Duration::days(needed)).and_hms_opt(23, 59, 0) else {
+        let Some(at) = day
+            .checked_add_signed(Duration::days(needed))
+            .and_then(|d| d.and_hms_opt(23, 59, 0))
+        else {
             continue;
         };
         let ln_p = q.ln() * gap as f64;
