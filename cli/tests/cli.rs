@@ -94,14 +94,14 @@ NUT-M8    M8 hex nut            932         0        932
 WSH-8     8 mm washer          1151         0       1151
 DRL-6     6 mm drill bit       1163         0       1163
 insights: 1
-  [high] NUT-M8 unusual_outflow: 240 units left unannounced, where 11.4 are usual (from the 23 outflows around it; dispersion 0.00): probability 1.1e-220
+  [high] NUT-M8 unusual_outflow: 240 units left unannounced, where 11.4 are usual (from the 23 outflows around it; dispersion 0.00): probability 1.3e-187
 == Northwind Tools
 BOLT-M8   M8 hex bolt           997         0        997
 NUT-M8    M8 hex nut           1161         0       1161
 WSH-8     8 mm washer          1139         0       1139
 DRL-6     6 mm drill bit       4169         0       4169
 insights: 2
-  [high] BOLT-M8 unusual_outflow: 180 units left unannounced, where 11.2 are usual (from the 19 outflows around it; dispersion 0.00): probability 6.1e-146
+  [high] BOLT-M8 unusual_outflow: 180 units left unannounced, where 11.2 are usual (from the 19 outflows around it; dispersion 0.00): probability 1.5e-123
   [high] DRL-6 unusual_inflow: 3000 units arrived, where receipts of about 341 are usual (4 other receipts; 6 days of outflows at 469.0 a day): probability 3.0e-15
 ";
 

@@ -104,7 +104,7 @@ fn main() {
     println!("| threshold | realistic: false alerts / item-month | realistic: F1 | recall: {} | first set: F1 |",
         realistic::Kind::ALL.map(|k| k.as_str()).join(" / "));
     println!("|---:|---:|---:|---|---:|");
-    for threshold in [1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1] {
+    for threshold in [1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1] {
         let detector = AnomalyDetector::new(DetectorConfig {
             max_false_alerts_per_year: threshold,
             ..DetectorConfig::default()

@@ -52,11 +52,12 @@ impl NegativeBinomial {
             + j * (mean / (k + mean)).ln()
     }
 
-    /// `ln P(X ≥ x)`: 0 (certainty) for `x` at or below the mean, where
-    /// nothing is unusually high. Above it, the terms from `x` on decrease
-    /// (the mode is below the mean), so they are summed until they no
-    /// longer matter and the rest is bounded by a geometric series: the
-    /// result errs, if at all, towards the more probable.
+    /// `ln P(X ≥ x)` (`x` rounded up to a whole unit): 0 (certainty) for
+    /// `x` at or below the mean, where nothing is unusually high. Above it,
+    /// the terms from `x` on decrease (the mode is below the mean), so they
+    /// are summed until they no longer matter and the rest is bounded by a
+    /// geometric series: the result errs, if at all, towards the more
+    /// probable.
     pub(super) fn ln_upper_tail(&self, x: f64) -> f64 {
         if x.is_infinite() && x > 0.0 {
             return -f64::MAX;
@@ -64,7 +65,7 @@ impl NegativeBinomial {
         if x.is_nan() || x <= self.mean || !x.is_finite() {
             return 0.0;
         }
-        let x = x.floor();
+        let x = x.ceil();
         let mean = self.mean.max(1e-9);
         let k = if self.phi < 1e-9 {
             f64::INFINITY
@@ -79,19 +80,32 @@ impl NegativeBinomial {
             }
         };
         let first = self.ln_pmf(x);
+        // Past the mean the ratio of one term to the one before decreases
+        // towards mean / (k + mean) when k ≥ 1 and increases towards it
+        // when k < 1: the larger of the current ratio and that limit bounds
+        // every later ratio, and so the rest of the sum.
+        let limit = if k.is_infinite() {
+            0.0
+        } else {
+            mean / (k + mean)
+        };
+        let rest = |term: f64, j: f64| {
+            let r = ratio(j)
+                .max(if k < 1.0 { limit } else { 0.0 })
+                .min(1.0 - 1e-9);
+            term * r / (1.0 - r)
+        };
         // The sum relative to the first term.
         let (mut sum, mut term, mut j) = (1.0_f64, 1.0_f64, x);
         for _ in 0..4000 {
-            let r = ratio(j);
-            term *= r;
+            term *= ratio(j);
             sum += term;
             j += 1.0;
             if term < 1e-12 * sum {
-                return (first + sum.ln()).min(0.0);
+                break;
             }
         }
-        let r = ratio(j).min(1.0 - 1e-9);
-        (first + (sum + term * r / (1.0 - r)).ln()).min(0.0)
+        (first + (sum + rest(term, j)).ln()).min(0.0)
     }
 }
 
@@ -102,7 +116,7 @@ pub(super) fn ln_normal_upper_tail(z: f64) -> f64 {
             .max(f64::MIN_POSITIVE)
             .ln()
     } else {
-        // Mills' ratio, three terms: relative error below 1e-4 from 5 on.
+        // Mills' ratio, three terms: relative error below 1e-3 from 5 on.
         let z2 = z * z;
         -0.5 * z2 - (z * (2.0 * std::f64::consts::PI).sqrt()).ln()
             + (1.0 - 1.0 / z2 + 3.0 / (z2 * z2)).ln()

@@ -92,7 +92,8 @@ pub struct Anomaly {
     pub probability: f64,
     /// What an operator thresholds on: how many findings at least this
     /// improbable the item would raise in a year of normal behaviour (the
-    /// probability times the judgements of this kind a year).
+    /// probability times the judgements of this kind a year; a history
+    /// shorter than a quarter counts as a quarter).
     /// [`DetectorConfig::max_false_alerts_per_year`] bounds it.
     pub false_alerts_per_year: f64,
     /// `-log10(false_alerts_per_year)`, within ±300: 2 is once a century
@@ -100,10 +101,12 @@ pub struct Anomaly {
     pub score: f64,
     /// Severity derived from `false_alerts_per_year`.
     pub severity: Severity,
-    /// Units moved (for a shift: the level after it; for a stopped counter: 0).
+    /// Units moved (for an outflow: those not reserved; for a shift: the
+    /// level after it; for a stopped counter: 0).
     pub observed: f64,
-    /// Units expected (for a shift: the level before it; for a stopped
-    /// counter: the share of days with an outflow before it).
+    /// Units expected (for an outflow: of those not reserved; for a shift:
+    /// the level before it; for a stopped counter: the share of days with an
+    /// outflow before it).
     pub expected: f64,
     /// The finding in words, with the numbers behind it.
     pub explanation: String,
@@ -158,12 +161,13 @@ pub struct DetectorConfig {
     /// [`Anomaly::false_alerts_per_year`] is below this, for every kind.
     /// The default was chosen on the realistic data set (`bench/README.md`).
     pub max_false_alerts_per_year: f64,
-    /// Fewest outflows (or receipts) before their sizes are judged.
+    /// Fewest outflows before their sizes are judged.
     pub min_movements: usize,
     /// Outflows on each side of a movement whose sizes make its expected size.
     pub level_window: usize,
     /// Outflows after a candidate shift compared with up to twice as many
-    /// before it.
+    /// before it; an item with fewer than four times as many outflows
+    /// compares a quarter of them, 14 at least.
     pub shift_window: usize,
     /// Smallest change of the level, as a ratio either way (1.5: up by half
     /// or down by a third), that counts as a shift.
@@ -187,7 +191,7 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
-            max_false_alerts_per_year: 1e-2,
+            max_false_alerts_per_year: 3e-2,
             min_movements: 8,
             level_window: 14,
             shift_window: 21,
@@ -235,7 +239,9 @@ impl Direction {
                     Direction::In => delta > 0,
                 };
                 let units = delta.unsigned_abs() as f64;
-                let released = pair[0].reserved.saturating_sub(pair[1].reserved).max(0) as f64;
+                // Reserved stock is at least none and at most what is on hand.
+                let held = |p: &TrendPoint| p.reserved.clamp(0, p.on_hand.max(0));
+                let released = held(&pair[0]).saturating_sub(held(&pair[1])).max(0) as f64;
                 keep.then_some(Movement {
                     at: pair[1].at,
                     units,
@@ -259,8 +265,18 @@ impl Direction {
 }
 
 impl AnomalyDetector {
-    /// A detector with `config`.
-    pub fn new(config: DetectorConfig) -> Self {
+    /// A detector with `config`. Values that mean nothing (a threshold that
+    /// is not a positive number, a spread of 0, an unbounded window) are
+    /// brought to the nearest that does.
+    pub fn new(mut config: DetectorConfig) -> Self {
+        let positive = |v: f64, floor: f64| if v.is_nan() { floor } else { v.max(floor) };
+        config.max_false_alerts_per_year = positive(config.max_false_alerts_per_year, 1e-300);
+        config.receipt_cover_days = positive(config.receipt_cover_days, 1e-3);
+        config.receipt_cover_spread = positive(config.receipt_cover_spread, 1e-3);
+        config.announced_spill = positive(config.announced_spill, 0.0);
+        config.shift_min_ratio = positive(config.shift_min_ratio, 1.0);
+        config.level_window = config.level_window.clamp(1, 100_000);
+        config.shift_window = config.shift_window.clamp(2, 100_000);
         AnomalyDetector { config }
     }
 
@@ -294,12 +310,16 @@ impl AnomalyDetector {
 }
 
 /// The years a trend spans, a quarter at least (a short history is not
-/// taken to be a sample of a busy year).
+/// taken to be a sample of a busy year): the gaps between its points, each
+/// counted up to 30 days, so that one stray timestamp (an epoch, a typo)
+/// does not make the history centuries long.
 fn years(trend: &[TrendPoint]) -> f64 {
-    let days = match (trend.first(), trend.last()) {
-        (Some(a), Some(b)) => (b.at - a.at).num_seconds() as f64 / 86_400.0,
-        _ => 0.0,
-    };
+    let days: f64 = trend
+        .windows(2)
+        .map(|pair| {
+            ((pair[1].at - pair[0].at).num_seconds().unsigned_abs() as f64 / 86_400.0).min(30.0)
+        })
+        .sum();
     days.max(365.25 / 4.0) / 365.25
 }
 
@@ -579,6 +599,41 @@ mod tests {
         );
     }
 
+    /// One stray timestamp (an epoch in front of a year of history) does
+    /// not make the history decades long and every outflow a finding; and
+    /// a configuration that means nothing is brought to one that does.
+    #[test]
+    fn a_stray_timestamp_or_a_senseless_config_changes_little() {
+        let mut m = counts(10.0, 365, 11);
+        m[200] = -150;
+        let clean = trend(&m);
+        let mut stray = clean.clone();
+        stray.insert(
+            0,
+            TrendPoint {
+                at: DateTime::<Utc>::UNIX_EPOCH,
+                ..clean[0]
+            },
+        );
+        let detector = AnomalyDetector::default();
+        let (a, b) = (
+            detector.detect_item(AggregateId::random(), &clean),
+            detector.detect_item(AggregateId::random(), &stray),
+        );
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(b[0].false_alerts_per_year / a[0].false_alerts_per_year < 1.2);
+        let senseless = AnomalyDetector::new(DetectorConfig {
+            max_false_alerts_per_year: f64::NAN,
+            receipt_cover_spread: 0.0,
+            level_window: usize::MAX,
+            ..DetectorConfig::default()
+        });
+        let found = senseless.detect_item(AggregateId::random(), &clean);
+        assert!(found.len() <= 1, "{found:?}");
+        assert!(found.iter().all(|f| f.expected.is_finite()));
+    }
+
     #[test]
     fn any_trend_is_judged_without_panicking() {
         // Extreme levels, repeated and unordered timestamps, long and short runs.
@@ -607,12 +662,27 @@ mod tests {
                         2 => 0,
                         _ => (next() % 1000) as i64 - 200,
                     },
-                    reserved: 0,
+                    // Reservations that make no sense as well.
+                    reserved: match next() % 8 {
+                        0 => i64::MAX,
+                        1 => i64::MIN,
+                        2 => -5,
+                        3 => (next() % 2000) as i64,
+                        _ => 0,
+                    },
                 })
                 .collect();
             for anomaly in detector.detect_item(AggregateId::random(), &trend) {
                 assert!(
-                    anomaly.score.is_finite() && anomaly.probability.is_finite(),
+                    [
+                        anomaly.score,
+                        anomaly.probability,
+                        anomaly.false_alerts_per_year,
+                        anomaly.observed,
+                        anomaly.expected,
+                    ]
+                    .iter()
+                    .all(|v| v.is_finite()),
                     "round {round}: {anomaly:?}"
                 );
             }

@@ -108,7 +108,7 @@ impl<'a> Model<'a> {
         let (start, end) = self.segment(i);
         let w = self.config.level_window;
         let (mut units, mut weight, mut count) = (0.0, 0.0, 0);
-        for j in i.saturating_sub(w).max(start)..(i + w + 1).min(end) {
+        for j in i.saturating_sub(w).max(start)..i.saturating_add(w + 1).min(end) {
             if j == i {
                 continue;
             }
@@ -122,18 +122,18 @@ impl<'a> Model<'a> {
     }
 
     /// The count distribution of movement `i`'s size, if it can be judged.
-    /// Where the movement consumed reservations, `announced_spill` of the
-    /// reserved units more is expected, give or take as much (a campaign
-    /// announced by its pre-orders brings walk-ins with it).
+    /// The level is an estimate from `count` neighbours: its own variance
+    /// (about `(1/mean + phi) mean² / count`) widens the dispersion. Where
+    /// the movement consumed reservations, `announced_spill` of the reserved
+    /// units more is expected, give or take as much (a campaign announced by
+    /// its pre-orders brings walk-ins with it).
     fn expected(&self, i: usize) -> Option<(NegativeBinomial, usize)> {
         self.level(i).map(|(level, count)| {
+            let usual = (level * self.factor[i]).max(1e-9);
             let spill = self.config.announced_spill * self.known[i];
-            let mean = level * self.factor[i] + spill;
-            let phi = if spill > 0.0 {
-                self.phi + (spill / mean).powi(2)
-            } else {
-                self.phi
-            };
+            let mean = usual + spill;
+            let level_error = (1.0 / usual + self.phi) / count as f64;
+            let phi = (self.phi + level_error) * (usual / mean).powi(2) + (spill / mean).powi(2);
             (NegativeBinomial { mean, phi }, count)
         })
     }
@@ -186,7 +186,7 @@ impl<'a> Model<'a> {
             .filter(|&j| self.usable(j).is_some())
             .collect();
         // Sparse items (few movements over the history) compare shorter
-        // windows: a quarter of their movements, 8 at least.
+        // windows: a quarter of their movements, 14 at least.
         let s = config
             .shift_window
             .min(usable.len() / 4)
@@ -220,9 +220,14 @@ impl<'a> Model<'a> {
                     }
                 }
             }
-            let (q, t) = best;
+            // The sharpest point is reported only if it passes itself.
+            let (q, t) = if best.1.is_shift(config, windows, ln_max) {
+                best
+            } else {
+                (p, first)
+            };
             let at = movements[usable[q]].at;
-            let ln_p = ln_normal_upper_tail(t.z.abs());
+            let ln_p = t.ln_probability();
             found.push(Anomaly::with_ln_probability(
                 item,
                 AnomalyKind::LevelShift,
@@ -327,7 +332,7 @@ impl<'a> Model<'a> {
                 continue;
             }
             let ln_p = model.ln_upper_tail(size);
-            if ln_p >= ln_max {
+            if ln_p.is_nan() || ln_p >= ln_max {
                 continue;
             }
             let reserved = if movement.known > 0.0 {
@@ -376,7 +381,12 @@ impl WindowTest {
     fn is_shift(&self, config: &DetectorConfig, windows: f64, ln_max: f64) -> bool {
         let ratio = self.after / self.before.max(1e-9);
         let big = ratio >= config.shift_min_ratio || ratio <= 1.0 / config.shift_min_ratio;
-        big && ln_normal_upper_tail(self.z.abs()) + windows.ln() < ln_max
+        big && self.ln_probability() + windows.ln() < ln_max
+    }
+
+    /// Two-sided: a change this large either way.
+    fn ln_probability(&self) -> f64 {
+        (ln_normal_upper_tail(self.z.abs()) + std::f64::consts::LN_2).min(0.0)
     }
 }
 

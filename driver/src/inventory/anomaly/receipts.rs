@@ -82,7 +82,7 @@ pub(super) fn judge(
         let sd = (spread * spread + 1.0 / precision).sqrt();
         let z = (logs[i] - mean) / sd;
         let ln_p = ln_normal_upper_tail(z);
-        if ln_p >= ln_max {
+        if ln_p.is_nan() || ln_p >= ln_max {
             continue;
         }
         let usual = mean.exp();

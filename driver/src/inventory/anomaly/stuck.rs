@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 /// With `q` the share of the 28 days before a quiet run that had no
 /// outflow (one day at least; at most a half, or the item is intermittent
 /// and never qualifies), a run of `n` days has probability `q^n`, each day
-/// taken as independent. It is reported on the day that, times the days a
-/// run may start in a year, falls below `max_false_alerts_per_year`, once
+/// taken as independent. It is reported on the day that, times the 365
+/// days a year a run may start on, falls below `max_false_alerts_per_year`, once
 /// `n` reaches `quiet_days`, with the probability of the whole run as seen. An item without stock is out of stock, not
 /// stuck. The run is measured up to the last point of the trend.
 pub(super) fn judge(
@@ -31,8 +31,12 @@ pub(super) fn judge(
         return Vec::new();
     };
     // A run may start on any day with an outflow.
-    let tests = days.len().max(1) as f64 / years;
-    let ln_max = config.max_false_alerts_per_year.ln() - tests.ln();
+    // A run may start on any day of the year: a fixed count, so that the
+    // day a run is reported on does not move as the history grows (the
+    // insight's key holds that day).
+    let _ = years;
+    let tests = 365.25;
+    let ln_max = config.max_false_alerts_per_year.ln() - f64::ln(tests);
     let mut found = Vec::new();
     for (i, &day) in days.iter().enumerate() {
         let next = days.get(i + 1).copied().unwrap_or(
