@@ -15,8 +15,8 @@
 //! - injected anomalies: thefts (an outflow of 5 to 15 days of demand,
 //!   counting only selling days for intermittent items, once the shelf
 //!   holds that much),
-//!   receipts keyed ×10 or ×100, level shifts of demand up (×1.6 to ×2.5) or
-//!   down (×0.3 to ×0.6), and stuck counters (an item that moved every day
+//!   receipts keyed ×10 or ×100, level shifts of demand up (×2) or
+//!   down (×0.45), and stuck counters (an item that moved every day
 //!   records nothing for 21 to 35 days).
 //!
 //! [`evaluate`] scores a detector on them: precision, recall and F1 overall
