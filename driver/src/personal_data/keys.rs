@@ -105,23 +105,9 @@ impl MasterKey {
 
     /// `data_key` wrapped by this key, bound to its tenant and subject.
     fn wrap(&self, tenant_id: TenantId, subject: &str, data_key: &[u8; 32]) -> WrappedKey {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let aad = wrap_aad(tenant_id, subject);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: data_key,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .expect("AES-GCM encrypts 32 bytes");
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&sealed);
         WrappedKey {
             master_key_id: self.id.clone(),
-            bytes,
+            bytes: seal_bytes(&self.cipher, data_key, &wrap_aad(tenant_id, subject)),
         }
     }
 
@@ -149,19 +135,8 @@ impl MasterKey {
         if wrapped.bytes.len() != NONCE_LEN + 32 + 16 {
             return Err(damaged());
         }
-        let (nonce, sealed) = wrapped.bytes.split_at(NONCE_LEN);
-        let aad = wrap_aad(tenant_id, subject);
-        let opened = Zeroizing::new(
-            self.cipher
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    Payload {
-                        msg: sealed,
-                        aad: aad.as_bytes(),
-                    },
-                )
-                .map_err(|_| damaged())?,
-        );
+        let opened = open_bytes(&self.cipher, &wrapped.bytes, &wrap_aad(tenant_id, subject))
+            .ok_or_else(damaged)?;
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(&opened);
         Ok(key)
@@ -262,20 +237,7 @@ impl DataKey {
     /// `{"forgeerp:sealed": 1, "subject": …, "data": base64(nonce ‖ ciphertext ‖ tag)}`.
     pub(crate) fn seal(&self, value: &Value, place: &FieldPlace<'_>) -> Value {
         let plain = Zeroizing::new(serde_json::to_vec(value).expect("a JSON value serializes"));
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let aad = place.aad();
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: &plain,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .expect("AES-GCM encrypts a field");
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&sealed);
+        let bytes = seal_bytes(&self.cipher, &plain, &place.aad());
         serde_json::json!({ SEALED_KEY: 1, "subject": place.subject, "data": BASE64.encode(bytes) })
     }
 
@@ -283,24 +245,46 @@ impl DataKey {
     /// authenticate there (altered, or moved from elsewhere).
     pub(crate) fn open(&self, data: &str, place: &FieldPlace<'_>) -> Option<Value> {
         let bytes = BASE64.decode(data).ok()?;
-        if bytes.len() < NONCE_LEN + 16 {
-            return None;
-        }
-        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-        let aad = place.aad();
-        let plain = Zeroizing::new(
-            self.cipher
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    Payload {
-                        msg: sealed,
-                        aad: aad.as_bytes(),
-                    },
-                )
-                .ok()?,
-        );
+        let plain = open_bytes(&self.cipher, &bytes, &place.aad())?;
         serde_json::from_slice(&plain).ok()
     }
+}
+
+/// `plain` encrypted under `cipher` with a fresh random nonce and bound to
+/// `aad`, framed as nonce ‖ ciphertext ‖ tag.
+fn seal_bytes(cipher: &Aes256Gcm, plain: &[u8], aad: &str) -> Vec<u8> {
+    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let sealed = cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plain,
+                aad: aad.as_bytes(),
+            },
+        )
+        .expect("AES-GCM encrypts what fits in memory");
+    let mut bytes = nonce.to_vec();
+    bytes.extend_from_slice(&sealed);
+    bytes
+}
+
+/// What [`seal_bytes`] framed in `bytes`, or None when they are too short
+/// or do not authenticate under `cipher` and `aad`.
+fn open_bytes(cipher: &Aes256Gcm, bytes: &[u8], aad: &str) -> Option<Zeroizing<Vec<u8>>> {
+    if bytes.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+    cipher
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: sealed,
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()
+        .map(Zeroizing::new)
 }
 
 #[cfg(test)]
