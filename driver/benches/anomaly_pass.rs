@@ -102,18 +102,7 @@ async fn main() {
         let started = Instant::now();
         let snapshot = reader.snapshot(tenant).await.unwrap();
         let after_read = Instant::now();
-        // As the runner does it, item by item.
-        let mut insights = Vec::new();
-        for item in &snapshot.items {
-            for anomaly in detector.detect_item(item.item, &item.historical_trend) {
-                insights.push(AiInsight::from_anomaly(
-                    tenant,
-                    item.sku.clone(),
-                    item.name.clone(),
-                    anomaly,
-                ));
-            }
-        }
+        let insights = AiInsight::detect(&detector, tenant, &snapshot);
         let after_detect = Instant::now();
         sink.emit(tenant, &insights).await.unwrap();
         let done = Instant::now();

@@ -294,17 +294,7 @@ where
         );
         let run = tokio::spawn(async move {
             let snapshot = reader.snapshot(tenant).await.map_err(|e| e.to_string())?;
-            let mut insights = Vec::new();
-            for item in snapshot.items {
-                for anomaly in detector.detect_item(item.item, &item.historical_trend) {
-                    insights.push(AiInsight::from_anomaly(
-                        tenant,
-                        item.sku.clone(),
-                        item.name.clone(),
-                        anomaly,
-                    ));
-                }
-            }
+            let insights = AiInsight::detect(&detector, tenant, &snapshot);
             sink.emit(tenant, &insights)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -2,7 +2,7 @@
 //! [`PgInsightSink`] (`forgeerp_inventory.ai_insights`, tenant-isolated) for
 //! operators. Insights are not domain events: nothing here touches the streams.
 
-use super::anomaly::{Anomaly, AnomalyKind, Severity};
+use super::anomaly::{Anomaly, AnomalyDetector, AnomalyKind, InventorySnapshot, Severity};
 use crate::ids::{AggregateId, TenantId};
 use crate::read_model::ReadModelError;
 use crate::tenant_binding::{in_bound_transaction, query_bound, Access};
@@ -64,6 +64,28 @@ impl AiInsight {
             occurred_at: anomaly.at,
             explanation: anomaly.explanation,
         }
+    }
+
+    /// Every finding of `detector` on `snapshot`, item by item, as insights
+    /// of `tenant_id` (the tenant the snapshot was read for): what one
+    /// runner pass emits.
+    pub fn detect(
+        detector: &AnomalyDetector,
+        tenant_id: TenantId,
+        snapshot: &InventorySnapshot,
+    ) -> Vec<Self> {
+        let mut insights = Vec::new();
+        for item in &snapshot.items {
+            for anomaly in detector.detect_item(item.item, &item.historical_trend) {
+                insights.push(AiInsight::from_anomaly(
+                    tenant_id,
+                    item.sku.clone(),
+                    item.name.clone(),
+                    anomaly,
+                ));
+            }
+        }
+        insights
     }
 
     /// Its identity: the same finding found again replaces it.
