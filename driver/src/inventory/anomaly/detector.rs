@@ -303,7 +303,7 @@ impl AnomalyDetector {
             &outflows,
             years,
         ));
-        found.extend(super::stuck::judge(&self.config, item, trend, years));
+        found.extend(super::stuck::judge(&self.config, item, trend));
         found.sort_by_key(|a| a.at);
         found
     }

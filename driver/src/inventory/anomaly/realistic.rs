@@ -230,19 +230,18 @@ fn one(rng: &mut Rng, start: DateTime<Utc>, days: i64) -> Series {
     let mut arriving: Vec<(i64, i64)> = Vec::new();
     let mut pre_ordered = 0i64;
     let (mut pending_theft, mut theft_days) = (None, Vec::new());
-    for day in 0..days {
-        let weekday = ((start + Duration::days(day))
-            .format("%u")
-            .to_string()
-            .parse::<usize>()
-            .unwrap_or(1))
-            - 1;
+    // A day's usual demand (weekday, monthly wave, level shifts), and a
+    // promotion's demand on that day beyond twice the usual.
+    let usual = |day: i64| {
+        let weekday = (start + Duration::days(day))
+            .weekday()
+            .num_days_from_monday() as usize;
         let monthly = 1.0 + monthly_amplitude * (std::f64::consts::TAU * day as f64 / 30.0).sin();
-        let promo = if promoted(day) {
-            2.0 + 1.5 * ((day * 7919) % 11) as f64 / 10.0
-        } else {
-            1.0
-        };
+        base * weekly[weekday] * monthly * shift(day)
+    };
+    let extra = |day: i64| 1.5 * ((day * 7919) % 11) as f64 / 10.0;
+    for day in 0..days {
+        let promo = if promoted(day) { 2.0 + extra(day) } else { 1.0 };
         let recorded = !stuck(day);
         // Receipts due today (the delivery is recorded even if the counter
         // of shipments is stuck: receiving is another desk).
@@ -277,7 +276,7 @@ fn one(rng: &mut Rng, start: DateTime<Utc>, days: i64) -> Series {
         // Demand: on promotion days, the uplift is mostly pre-ordered, and
         // so reserved the day before (see below); a fifth of it walks in.
         let occurs = occurrence >= 1.0 || rng.unit() < occurrence;
-        let mean = base * weekly[weekday] * monthly * shift(day);
+        let mean = usual(day);
         let walk_in = if occurs {
             rng.count(mean * (1.0 + 0.2 * (promo - 1.0)), dispersion)
         } else {
@@ -298,17 +297,9 @@ fn one(rng: &mut Rng, start: DateTime<Utc>, days: i64) -> Series {
         }
         // Tomorrow's pre-orders for a promotion, reserved today.
         if promoted(day + 1) && day + 1 < days {
-            let tomorrow = (start + Duration::days(day + 1))
-                .weekday()
-                .num_days_from_monday() as usize;
-            let monthly =
-                1.0 + monthly_amplitude * (std::f64::consts::TAU * (day + 1) as f64 / 30.0).sin();
-            let uplift = 1.0 + 1.5 * (((day + 1) * 7919) % 11) as f64 / 10.0;
+            let uplift = 1.0 + extra(day + 1);
             pre_ordered = rng
-                .count(
-                    base * weekly[tomorrow] * monthly * shift(day + 1) * uplift * 0.8,
-                    dispersion,
-                )
+                .count(usual(day + 1) * uplift * 0.8, dispersion)
                 .min((on_hand - reserved).max(0));
             if pre_ordered > 0 {
                 reserved += pre_ordered;

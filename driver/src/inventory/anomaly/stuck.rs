@@ -18,7 +18,6 @@ pub(super) fn judge(
     config: &DetectorConfig,
     item: AggregateId,
     trend: &[TrendPoint],
-    years: f64,
 ) -> Vec<Anomaly> {
     let quiet = config.quiet_days.max(1);
     let outflow_days: BTreeSet<NaiveDate> = trend
@@ -34,7 +33,6 @@ pub(super) fn judge(
     // A run may start on any day of the year: a fixed count, so that the
     // day a run is reported on does not move as the history grows (the
     // insight's key holds that day).
-    let _ = years;
     let tests = 365.25;
     let ln_max = config.max_false_alerts_per_year.ln() - f64::ln(tests);
     let mut found = Vec::new();
